@@ -1,0 +1,120 @@
+"""One run: validate the config, check the device and data, then train, eval, export or infer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+import fishbench
+from fishbench.backends import load_backend
+from fishbench.checkpoint import CheckpointPolicy, resolve_checkpoint
+from fishbench.config import RunConfig, validate
+from fishbench.data.spec import load_data_spec
+from fishbench.engine import Progress, fit
+from fishbench.errors import CheckpointError, FishbenchError
+from fishbench.results import METRICS_FILE, RunRecorder, atomic_write_text
+
+log = logging.getLogger("fishbench")
+
+
+def main(cfg: DictConfig) -> float:
+    """Hydra's task function: returns the final validation top1 (what a sweeper optimises).
+
+    A user error stops a single run with its message and exit status 2; in a multirun the job is
+    recorded as failed and the sweep goes on (the return value is then NaN).
+    """
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        return run(cfg, run_dir)
+    except FishbenchError as err:
+        log.error("%s", err)
+        record_failure(run_dir, cfg, err)
+        if multirun:
+            return math.nan
+        sys.exit(2)
+    except Exception as err:
+        log.exception("run failed")
+        record_failure(run_dir, cfg, err)
+        if multirun:
+            return math.nan
+        raise
+
+
+def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
+        local_rank: int = 0) -> float:
+    config = validate(cfg)
+    backend = load_backend(config.backend.name)
+    backend.check_runtime(config, local_rank)
+    spec = load_data_spec(config)
+    config.model.num_classes = spec.num_classes
+    trainer = backend.create_trainer(config, spec, rank, world_size, local_rank)
+    recorder = RunRecorder(run_dir, run_info(config, trainer.versions())) if rank == 0 else None
+    try:
+        results = run_task(config, trainer, recorder, run_dir)
+    except BaseException as err:
+        if recorder is not None:
+            recorder.finish("failed", error=str(err) or type(err).__name__)
+        raise
+    if recorder is not None:
+        recorder.finish("completed", images_skipped=trainer.images_skipped, **results)
+    return float(results["top1"])
+
+
+def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: Path) -> dict[str, Any]:
+    suffixes = (trainer.checkpoint_suffix,)
+    if config.task == "eval":
+        if config.ckpt_path is None:
+            raise CheckpointError("task=eval needs ckpt_path=<checkpoint file or run dir>.")
+        meta = trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, suffixes), full=False)
+        top1, top5 = trainer.evaluate().percent()[:2]
+        log.info("eval of %s: top1 %.2f  top5 %.2f", config.ckpt_path, top1, top5)
+        return {"top1": top1, "top5": top5, "epochs": meta.get("epoch", 0),
+                "steps": meta.get("global_step", 0), "ckpt_path": str(config.ckpt_path)}
+    if config.task != "train":
+        raise FishbenchError(f"task={config.task} is not available for backend="
+                             f"{config.backend.name} yet.")
+    policy = CheckpointPolicy(run_dir, trainer.checkpoint_suffix, config.save_checkpoint_epochs,
+                              config.keep_checkpoint_max)
+    progress = Progress()
+    if config.resume:
+        source = resolve_checkpoint(config.ckpt_path or run_dir, suffixes)
+        meta = trainer.load_checkpoint(source, full=True)
+        progress = Progress(meta["epoch"], meta["global_step"], meta["best_top1"], meta["best_epoch"])
+        log.info("resumed from %s at epoch %d, step %d", source, progress.epoch, progress.global_step)
+    elif config.ckpt_path is not None:
+        trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, suffixes), full=False)
+        log.info("starting from the weights of %s", config.ckpt_path)
+    return fit(trainer, recorder, policy, progress)
+
+
+def run_info(config: RunConfig, versions: dict[str, str]) -> dict[str, Any]:
+    return {"model": config.model.name, "backend": config.backend.name,
+            "device": config.device.name, "world_size": config.world.size,
+            "dataset": config.dataset.name, "task": config.task,
+            "batch_size": config.batch_size,
+            "versions": {"fishbench": fishbench.__version__, "python": platform.python_version(),
+                         **versions}}
+
+
+def record_failure(run_dir: Path, cfg: DictConfig, err: BaseException) -> None:
+    """Mark a run that failed before its recorder existed (bad config, missing device or data)."""
+    path = run_dir / METRICS_FILE
+    if path.exists():
+        return
+    def pick(key: str) -> Any:
+        return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+    info = {"model": pick("model.name"), "backend": pick("backend.name"),
+            "device": pick("device.name"), "dataset": pick("dataset.name"), "task": pick("task"),
+            "status": "failed", "error": str(err) or type(err).__name__}
+    atomic_write_text(path, json.dumps(info, indent=2) + "\n")

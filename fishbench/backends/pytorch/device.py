@@ -1,0 +1,63 @@
+"""PyTorch devices (cpu, cuda, npu), their process-group backends and mixed-precision settings."""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from fishbench.config import DeviceConfig
+from fishbench.errors import DeviceError
+
+DIST_BACKENDS = {"cpu": "gloo", "gpu": "nccl", "ascend": "hccl"}
+
+
+def import_torch_npu() -> None:
+    """Import torch_npu (it registers the ``npu`` device), or stop with what is missing."""
+    try:
+        importlib.import_module("torch_npu")
+    except ImportError as err:
+        raise DeviceError(
+            f"device=ascend with backend=pytorch needs torch_npu and Huawei's CANN toolkit, but "
+            f"`import torch_npu` failed ({err}). On an Ascend host install CANN, then "
+            "`pip install -e .[ascend]` in an environment with the CPU build of torch (torch_npu "
+            "cannot share one with a CUDA build); elsewhere choose device=cpu or device=gpu."
+        ) from None
+
+
+def select_device(device: DeviceConfig, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """The torch device of this process; ``device.id`` picks the card of a single-process run."""
+    index = device.id if world_size == 1 else local_rank
+    if device.name == "cpu":
+        return torch.device("cpu")
+    if device.name == "gpu":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device=gpu, but PyTorch sees no CUDA GPU (torch {torch.__version__}, built for "
+                f"CUDA {torch.version.cuda}). Check `nvidia-smi` and the driver, install a CUDA "
+                "build of torch, or choose device=cpu."
+            )
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise DeviceError(f"device.id={index}, but this host has {count} CUDA device(s) "
+                              f"(0..{count - 1}). Choose another device.id.")
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    import_torch_npu()
+    if not torch.npu.is_available():  # type: ignore[attr-defined]
+        raise DeviceError("device=ascend: torch_npu is installed but sees no NPU. Check "
+                          "`npu-smi info` and that CANN's set_env.sh was sourced.")
+    torch.npu.set_device(index)  # type: ignore[attr-defined]
+    return torch.device("npu", index)
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on CPU and CUDA; fp16 (with loss scaling) on Ascend NPUs."""
+    return torch.float16 if device.type == "npu" else torch.bfloat16
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "npu":
+        torch.npu.synchronize(device)  # type: ignore[attr-defined]

@@ -1,0 +1,153 @@
+"""The PyTorch trainer: SGD with momentum, label-smoothed cross-entropy, AMP, DDP."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torchvision
+from torch import nn
+
+from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
+from fishbench.backends.pytorch.loader import build_loaders
+from fishbench.backends.pytorch.models import build_model
+from fishbench.config import RunConfig
+from fishbench.data.spec import DataSpec
+from fishbench.engine import StepLogger, Trainer, check_meta
+from fishbench.errors import CheckpointError
+from fishbench.metrics import Accuracy
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv/linear weights only: none on biases and normalisation parameters."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+class TorchTrainer(Trainer):
+    checkpoint_suffix = ".pt"
+
+    def __init__(self, cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1,
+                 local_rank: int = 0) -> None:
+        super().__init__(cfg, spec, rank, world_size)
+        torch.manual_seed(cfg.seed + rank)
+        self.device = select_device(cfg.device, local_rank, world_size)
+        accel = self.device.type != "cpu"
+        self.memory_format = (torch.channels_last if accel and cfg.backend.channels_last
+                              else torch.contiguous_format)
+        self.model = build_model(cfg.model.name, spec.num_classes).to(
+            self.device, memory_format=self.memory_format)
+        self.train_model: nn.Module = self.model
+        if world_size > 1:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if accel else None)
+        if cfg.backend.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.optimizer = torch.optim.SGD(parameter_groups(self.model, cfg.weight_decay),
+                                         lr=cfg.lr_init, momentum=cfg.momentum)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.amp_dtype = amp_dtype(self.device)
+        fp16 = cfg.amp and self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=fp16, init_scale=cfg.loss_scale or 2.0**16,
+            growth_interval=10**9 if cfg.loss_scale else 2000)
+        self.train_loader, self.val_loader = build_loaders(
+            spec, cfg.batch_size, cfg.dataset.num_workers, cfg.dataset.bad_images, cfg.seed,
+            rank, world_size, self.device)
+        self.images_skipped = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        steps = len(self.train_loader)
+        return min(steps, self.cfg.max_steps_per_epoch or steps)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp)
+
+    def _inputs(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        return images, labels.to(self.device, non_blocking=True)
+
+    def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
+        self.train_model.train()
+        if self.train_loader.sampler is not None:
+            self.train_loader.sampler.set_epoch(epoch)
+        loss_sum = torch.zeros((), device=self.device)
+        steps = self.steps_per_epoch
+        for i, (images, labels, skipped) in enumerate(self.train_loader):
+            if i == steps:
+                break
+            lr = float(lrs[first_step + i])
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            images, labels = self._inputs(images, labels)
+            with self._autocast():
+                loss = self.criterion(self.train_model(images), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            loss = loss.detach()
+            loss_sum += loss
+            self.images_skipped += int(skipped.sum())
+            if logger.due(i):
+                synchronize(self.device)
+            logger.step(epoch, i, first_step + i + 1, lr, loss)
+        return float(self._all_reduce(loss_sum)) / (steps * self.world_size)
+
+    @torch.no_grad()
+    def evaluate(self) -> Accuracy:
+        self.model.eval()
+        acc = Accuracy()
+        for images, labels, _ in self.val_loader:
+            images, labels = self._inputs(images, labels)
+            with self._autocast():
+                logits = self.model(images)
+            acc.update(logits.float().cpu().numpy(), labels.cpu().numpy())
+        counts = self._all_reduce(torch.tensor(acc.counts, dtype=torch.float64, device=self.device))
+        return Accuracy.from_counts([round(c) for c in counts.tolist()])
+
+    def _all_reduce(self, values: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            dist.all_reduce(values)
+        return values
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """fp32 eval-mode logits of a batch (parity checks between backends)."""
+        self.model.eval()
+        with torch.no_grad():
+            return self.model(torch.from_numpy(images).to(self.device)).float().cpu().numpy()
+
+    def save_checkpoint(self, path: Path, meta: dict[str, Any]) -> None:
+        torch.save({"meta": meta, "state_dict": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                    "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                            "python": random.getstate()}}, path)
+
+    def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+            meta = saved["meta"]
+        except (RuntimeError, OSError, KeyError, TypeError) as err:
+            raise CheckpointError(f"ckpt_path '{path}' is not a fishbench PyTorch checkpoint "
+                                  f"({err}).") from None
+        check_meta(meta, self.cfg, path)
+        self.model.load_state_dict(saved["state_dict"])
+        if full:
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scaler.load_state_dict(saved["scaler"])
+            torch.set_rng_state(saved["rng"]["torch"])
+            np.random.set_state(saved["rng"]["numpy"])
+            random.setstate(saved["rng"]["python"])
+        return meta
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__, "torchvision": torchvision.__version__}

@@ -1,0 +1,61 @@
+"""Checkpoint policy shared by both backends: where checkpoints go, when to save, how many to keep.
+
+A backend supplies only the file suffix and a function that writes one checkpoint file; every
+file is written atomically, so an interrupted save never replaces a good checkpoint.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from fishbench.errors import CheckpointError
+from fishbench.results import atomic_write
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointPolicy:
+    """``last`` after every epoch, ``best`` on a new best top1, ``epoch_NNNN`` every
+    ``save_every`` epochs (and the final one), keeping the newest ``keep_max`` of those."""
+
+    def __init__(self, run_dir: Path, suffix: str, save_every: int, keep_max: int) -> None:
+        self.dir = Path(run_dir) / CHECKPOINT_DIR
+        self.suffix = suffix
+        self.save_every = save_every
+        self.keep_max = keep_max
+
+    def path(self, name: str) -> Path:
+        return self.dir / f"{name}{self.suffix}"
+
+    @property
+    def last(self) -> Path:
+        return self.path("last")
+
+    def save(self, epoch: int, final: bool, is_best: bool, write: Callable[[Path], None]) -> None:
+        """Write ``last`` through ``write(tmp_path)``, then copy it to the other names due."""
+        atomic_write(self.last, write)
+        names = ["best"] if is_best else []
+        if epoch % self.save_every == 0 or final:
+            names.append(f"epoch_{epoch:04d}")
+        for name in names:
+            atomic_write(self.path(name), lambda tmp: shutil.copyfile(self.last, tmp))
+        for old in sorted(self.dir.glob(f"epoch_*{self.suffix}"))[: -self.keep_max]:
+            old.unlink()
+
+
+def resolve_checkpoint(path: str | Path, suffixes: tuple[str, ...]) -> Path:
+    """A checkpoint file from a file path, a run dir, or a run's ``checkpoints/`` dir."""
+    p = Path(path).expanduser()
+    candidates = [p] if p.is_file() else [
+        d / f"last{s}" for d in (p / CHECKPOINT_DIR, p) for s in suffixes
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"ckpt_path '{path}' does not exist or holds no checkpoint (looked for "
+        f"{', '.join(str(c) for c in candidates)}). Pass a checkpoint file or a run dir that has "
+        f"{CHECKPOINT_DIR}/last{suffixes[0]}."
+    )

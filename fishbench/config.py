@@ -1,0 +1,210 @@
+"""Structured-config schemas: types, defaults and value checks of every run.
+
+Hydra composes the YAML groups in ``conf/``; :func:`validate` merges the result onto these
+dataclasses, so a wrong type or an impossible value stops the run before any work with a message
+naming the key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from fishbench.errors import ConfigError
+
+MODELS = ("fishnet99", "resnet50")
+BACKENDS = ("pytorch", "mindspore")
+DEVICES = ("cpu", "gpu", "ascend")
+DATASETS = ("digits", "imagenet", "imagefolder", "synthetic")
+SCHEDULES = ("cosine_annealing", "cosine", "step")
+TASKS = ("train", "eval", "export", "infer")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "fishnet99"
+    num_classes: Optional[int] = None  # None: taken from the dataset
+
+
+@dataclass
+class BackendConfig:
+    name: str = "pytorch"
+    channels_last: bool = True  # pytorch
+    compile: bool = False  # pytorch
+    mode: Optional[str] = None  # mindspore: graph | pynative (None: per device)
+    amp_level: str = "auto"  # mindspore: O0 | O2 | O3 | auto
+
+
+@dataclass
+class DeviceConfig:
+    name: str = "cpu"
+    id: int = 0
+
+
+@dataclass
+class WorldConfig:
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+
+    @property
+    def size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "digits"
+    root: Optional[str] = None
+    num_classes: Optional[int] = None
+    image_size: int = 224
+    resize_size: int = 256
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    crop_ratio: list[float] = field(default_factory=lambda: [0.75, 4 / 3])
+    hflip: bool = True
+    color_jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    num_workers: int = 0
+    bad_images: str = "skip"
+    train_samples: int = 2048  # synthetic
+    val_samples: int = 512  # synthetic
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "cosine_annealing"
+    step_epochs: int = 30
+    gamma: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    task: str = "train"
+    name: str = "fishnet99"
+    epochs: int = 4
+    batch_size: int = 64
+    lr_init: float = 0.05
+    T_max: int = 4
+    eta_min: float = 0.0
+    warmup_epochs: int = 0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    amp: bool = False
+    loss_scale: Optional[float] = None
+    seed: int = 1
+    save_checkpoint_epochs: int = 2
+    keep_checkpoint_max: int = 25
+    ckpt_path: Optional[str] = None
+    resume: bool = False
+    model_file: Optional[str] = None
+    log_every_n_steps: int = 10
+    max_steps_per_epoch: Optional[int] = None
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(
+            f"Config key '{key}' is {value!r}, but it must be {expected}. "
+            f"Fix it on the command line (e.g. `python run.py {key}=...`) or in your config file."
+        )
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, key, value, "one of " + ", ".join(choices))
+
+
+def _check_ranges(c: RunConfig) -> None:
+    _check_choice("task", c.task, TASKS)
+    _check_choice("model.name", c.model.name, MODELS)
+    _check_choice("backend.name", c.backend.name, BACKENDS)
+    _check_choice("device.name", c.device.name, DEVICES)
+    _check_choice("dataset.name", c.dataset.name, DATASETS)
+    _check_choice("schedule.name", c.schedule.name, SCHEDULES)
+    _check_choice("dataset.bad_images", c.dataset.bad_images, ("skip", "stop"))
+    _check(c.backend.mode in (None, "graph", "pynative"), "backend.mode", c.backend.mode,
+           "graph, pynative or null")
+    _check(c.backend.amp_level in ("auto", "O0", "O1", "O2", "O3"), "backend.amp_level",
+           c.backend.amp_level, "auto, O0, O1, O2 or O3")
+    for key, value in (("epochs", c.epochs), ("batch_size", c.batch_size), ("T_max", c.T_max),
+                       ("save_checkpoint_epochs", c.save_checkpoint_epochs),
+                       ("keep_checkpoint_max", c.keep_checkpoint_max),
+                       ("log_every_n_steps", c.log_every_n_steps),
+                       ("schedule.step_epochs", c.schedule.step_epochs),
+                       ("world.nproc_per_node", c.world.nproc_per_node),
+                       ("world.nnodes", c.world.nnodes)):
+        _check(value >= 1, key, value, "a whole number >= 1")
+    _check(c.lr_init > 0, "lr_init", c.lr_init, "a positive number")
+    _check(0 <= c.eta_min <= c.lr_init, "eta_min", c.eta_min, "between 0 and lr_init")
+    _check(0 <= c.warmup_epochs < c.epochs, "warmup_epochs", c.warmup_epochs,
+           "between 0 and epochs - 1")
+    _check(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")
+    _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "0 or more")
+    _check(0 <= c.label_smoothing < 1, "label_smoothing", c.label_smoothing, "in [0, 1)")
+    _check(0 < c.schedule.gamma <= 1, "schedule.gamma", c.schedule.gamma, "in (0, 1]")
+    _check(c.loss_scale is None or c.loss_scale > 0, "loss_scale", c.loss_scale,
+           "a positive number or null")
+    _check(c.max_steps_per_epoch is None or c.max_steps_per_epoch >= 1, "max_steps_per_epoch",
+           c.max_steps_per_epoch, "a whole number >= 1 or null")
+    _check(0 <= c.world.node_rank < c.world.nnodes, "world.node_rank", c.world.node_rank,
+           "between 0 and world.nnodes - 1")
+    _check(c.model.num_classes is None or c.model.num_classes >= 2, "model.num_classes",
+           c.model.num_classes, "a whole number >= 2 or null")
+    size = c.dataset.image_size
+    _check(size >= 32 and size % 32 == 0, "dataset.image_size", size,
+           "a multiple of 32 (FishNet99 and ResNet50 down-sample by 32)")
+    _check(c.dataset.resize_size >= size, "dataset.resize_size", c.dataset.resize_size,
+           f"at least dataset.image_size ({size})")
+    _check(len(c.dataset.mean) == 3 and len(c.dataset.std) == 3 and min(c.dataset.std) > 0,
+           "dataset.mean/dataset.std", (c.dataset.mean, c.dataset.std),
+           "three numbers each, std positive")
+    lo, hi = c.dataset.crop_scale
+    _check(0 < lo <= hi <= 1, "dataset.crop_scale", c.dataset.crop_scale, "[lo, hi] with 0 < lo <= hi <= 1")
+    _check(len(c.dataset.color_jitter) == 4, "dataset.color_jitter", c.dataset.color_jitter,
+           "four numbers: brightness, contrast, saturation, hue")
+    if c.task == "infer":
+        _check(c.model_file is not None, "model_file", c.model_file,
+               "the path of an exported .onnx file for task=infer")
+
+
+def validate(cfg: DictConfig) -> RunConfig:
+    """Resolve ``cfg`` and check every key's type and range; return the typed config."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
+        run = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise ConfigError(
+            f"Config key '{key}' is invalid: {getattr(err, 'msg', err)}. "
+            "Check the value's type on the command line or in your config file "
+            "(`python run.py --cfg job` prints the composed config)."
+        ) from None
+    assert isinstance(run, RunConfig)
+    _check_ranges(run)
+    return run
+
+
+@lru_cache(maxsize=1)
+def run_uid() -> str:
+    """A short random token, fixed for this process, that keeps run directories apart."""
+    return secrets.token_hex(2)
+
+
+def register_resolvers() -> None:
+    """Register the ``${fb_uid:}`` resolver used by ``conf/hydra/default.yaml``."""
+    if not OmegaConf.has_resolver("fb_uid"):
+        OmegaConf.register_new_resolver("fb_uid", run_uid)

@@ -1,0 +1,1 @@
+"""Shared data code: the dataset index, the transform numbers, image reading, embedded digits."""

@@ -1,0 +1,68 @@
+"""Everything a backend needs to build its input pipelines, derived once from the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fishbench.config import RunConfig
+from fishbench.data.digits import ensure_digits_tree
+from fishbench.data.index import DatasetIndex, build_indices
+from fishbench.data.transforms import EvalTransform, TrainTransform, transforms_for
+from fishbench.errors import DataError
+
+IMAGENET_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Train/val indices (``None`` for synthetic data), class count and transform numbers."""
+
+    name: str
+    train: DatasetIndex | None
+    val: DatasetIndex | None
+    num_classes: int
+    train_transform: TrainTransform
+    eval_transform: EvalTransform
+    synthetic_sizes: tuple[int, int] = (0, 0)
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train) if self.train is not None else self.synthetic_sizes[0]
+
+    @property
+    def val_size(self) -> int:
+        return len(self.val) if self.val is not None else self.synthetic_sizes[1]
+
+
+def load_data_spec(cfg: RunConfig) -> DataSpec:
+    """Index the configured dataset and check its class count against the model's."""
+    ds = cfg.dataset
+    train_tf, eval_tf = transforms_for(ds)
+    if ds.name == "synthetic":
+        if ds.num_classes is None:
+            raise DataError("dataset=synthetic needs dataset.num_classes (e.g. 1000).")
+        spec = DataSpec(ds.name, None, None, ds.num_classes, train_tf, eval_tf,
+                        (ds.train_samples, ds.val_samples))
+    else:
+        root = ensure_digits_tree(ds.root) if ds.name == "digits" else ds.root
+        train, val = build_indices(root)
+        found = len(train.classes)
+        if ds.name == "imagenet" and found != IMAGENET_CLASSES:
+            raise DataError(
+                f"dataset=imagenet expects {IMAGENET_CLASSES} class folders, but '{ds.root}' has "
+                f"{found}. For a tree with another number of classes use dataset=imagefolder "
+                f"dataset.root={ds.root}."
+            )
+        if ds.num_classes is not None and ds.num_classes != found:
+            raise DataError(
+                f"dataset.num_classes is {ds.num_classes}, but '{ds.root}' has {found} class "
+                f"folders. Set dataset.num_classes={found} (or null to take it from the tree)."
+            )
+        spec = DataSpec(ds.name, train, val, found, train_tf, eval_tf)
+    if cfg.model.num_classes is not None and cfg.model.num_classes != spec.num_classes:
+        raise DataError(
+            f"model.num_classes is {cfg.model.num_classes}, but dataset={ds.name} has "
+            f"{spec.num_classes} classes. Set model.num_classes={spec.num_classes} or choose "
+            "matching data."
+        )
+    return spec

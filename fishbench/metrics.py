@@ -1,0 +1,99 @@
+"""Metric definitions shared by every backend: top-k accuracy, running means, step timing."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TOPK = (1, 5)
+
+
+def topk_correct(logits: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = TOPK) -> list[int]:
+    """Count the samples whose label is among the ``k`` highest logits, for each ``k`` in ``ks``.
+
+    ``k`` larger than the number of classes counts every sample (as top-5 of 10 digits would).
+    Ties are broken by class index, so the count does not depend on the backend's sort.
+    """
+    labels = labels.reshape(-1)
+    order = np.argsort(-logits, axis=1, kind="stable")
+    hits = order == labels[:, None]
+    return [int(hits[:, : min(k, logits.shape[1])].any(axis=1).sum()) for k in ks]
+
+
+@dataclass
+class Accuracy:
+    """Top-k hit counts summed over batches (and over ranks, by summing ``counts``)."""
+
+    ks: tuple[int, ...] = TOPK
+    correct: list[int] = field(default_factory=lambda: [0] * len(TOPK))
+    total: int = 0
+
+    def update(self, logits: np.ndarray, labels: np.ndarray) -> None:
+        for i, hit in enumerate(topk_correct(logits, labels, self.ks)):
+            self.correct[i] += hit
+        self.total += len(labels)
+
+    @property
+    def counts(self) -> list[int]:
+        return [*self.correct, self.total]
+
+    @classmethod
+    def from_counts(cls, counts: list[int], ks: tuple[int, ...] = TOPK) -> "Accuracy":
+        return cls(ks=ks, correct=[int(c) for c in counts[:-1]], total=int(counts[-1]))
+
+    def percent(self) -> list[float]:
+        """Top-k accuracies in percent (0-100); zeros when nothing was counted."""
+        return [100.0 * c / self.total if self.total else 0.0 for c in self.correct]
+
+
+class AverageMeter:
+    """The running mean of a value weighted by batch size (pytorch/examples' AverageMeter)."""
+
+    def __init__(self) -> None:
+        self.sum = 0.0
+        self.count = 0
+
+    def update(self, value: float, n: int = 1) -> None:
+        self.sum += value * n
+        self.count += n
+
+    @property
+    def avg(self) -> float:
+        return self.sum / self.count if self.count else float("nan")
+
+
+class StepTimer:
+    """Step times measured between synchronisation points, with no per-step host-device sync.
+
+    Call :meth:`restart` where timing starts (an epoch's first step) and :meth:`lap` at each log
+    point after the device has been synchronised, with the number of steps since the previous
+    mark. The first ``warmup_steps`` of the run are excluded from :meth:`median_ms`.
+    """
+
+    def __init__(self, warmup_steps: int = 5) -> None:
+        self.warmup_steps = warmup_steps
+        self.steps_seen = 0
+        self.intervals: list[tuple[int, float, bool]] = []  # (steps, seconds, after warm-up)
+        self._mark = time.perf_counter()
+
+    def restart(self) -> None:
+        self._mark = time.perf_counter()
+
+    def lap(self, steps: int) -> float:
+        """Record ``steps`` steps since the last mark; return their mean time in ms."""
+        now = time.perf_counter()
+        seconds, self._mark = now - self._mark, now
+        if steps <= 0:
+            return float("nan")
+        self.intervals.append((steps, seconds, self.steps_seen >= self.warmup_steps))
+        self.steps_seen += steps
+        return 1000.0 * seconds / steps
+
+    def median_ms(self) -> float:
+        """Median ms/step over the intervals after warm-up (all, if the run was shorter)."""
+        measured = [iv for iv in self.intervals if iv[2]] or self.intervals
+        per_step = [1000.0 * s / n for n, s, _ in measured for _ in range(n)]
+        return statistics.median(per_step) if per_step else float("nan")

@@ -1,0 +1,134 @@
+"""What every run writes into its output dir, identical for both backends.
+
+- ``metrics.json``: the final numbers and the run's status (``running``, ``completed``, ``failed``);
+- ``history.csv``: one row per epoch;
+- TensorBoard event files under ``tensorboard/``.
+
+Every file is written atomically (a temporary file renamed over the old one), so a crash never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+TENSORBOARD_DIR = "tensorboard"
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "top1", "top5", "epoch_time_s", "img_per_s")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+class ScalarWriter:
+    """A TensorBoard scalar writer built on tensorboard's own event writer (no framework needed)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._writer = EventFileWriter(str(log_dir))
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class RunRecorder:
+    """Writes a run's files; only rank 0 creates one (other ranks pass ``None`` around)."""
+
+    def __init__(self, run_dir: Path, info: dict[str, Any]) -> None:
+        self.run_dir = Path(run_dir)
+        self.info = dict(info)  # model, backend, device, world_size, versions, ...
+        self.history = read_history(self.run_dir)  # a resumed run continues its history
+        self.tb = ScalarWriter(self.run_dir / TENSORBOARD_DIR)
+        self.started = time.time()
+        self.metrics: dict[str, Any] = {**self.info, "status": "running"}
+        self._write_metrics()
+
+    def log_step(self, step: int, loss: float, lr: float, img_per_s: float) -> None:
+        self.tb.add_scalar("train/loss", loss, step)
+        self.tb.add_scalar("train/lr", lr, step)
+        self.tb.add_scalar("train/img_per_s", img_per_s, step)
+
+    def log_epoch(self, row: dict[str, float]) -> None:
+        """Append one ``history.csv`` row (keys: :data:`HISTORY_COLUMNS`) and its scalars."""
+        self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in HISTORY_COLUMNS} for r in self.history)
+        atomic_write_text(self.run_dir / HISTORY_FILE, buf.getvalue())
+        epoch = int(row["epoch"])
+        self.tb.add_scalar("val/top1", row["top1"], epoch)
+        self.tb.add_scalar("val/top5", row["top5"], epoch)
+        self.tb.add_scalar("train/epoch_loss", row["train_loss"], epoch)
+        self.tb.add_scalar("train/epoch_img_per_s", row["img_per_s"], epoch)
+        self.tb.flush()
+
+    def best(self) -> tuple[float, int]:
+        """Best top1 so far and its epoch (``(0.0, 0)`` before the first evaluation)."""
+        if not self.history:
+            return 0.0, 0
+        row = max(self.history, key=lambda r: (r["top1"], -r["epoch"]))
+        return row["top1"], int(row["epoch"])
+
+    def finish(self, status: str, error: str | None = None, **results: Any) -> dict[str, Any]:
+        """Write the final ``metrics.json``; ``results`` holds top1, top5, loss, steps, timing..."""
+        best_top1, best_epoch = self.best()
+        self.metrics = {
+            **self.info,
+            "best_top1": best_top1,
+            "best_epoch": best_epoch,
+            **results,
+            "total_time_s": round(time.time() - self.started, 3),
+            "status": status,
+        }
+        if error is not None:
+            self.metrics["error"] = error
+        self._write_metrics()
+        self.tb.close()
+        return self.metrics
+
+    def _write_metrics(self) -> None:
+        atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(self.metrics, indent=2) + "\n")

@@ -1,0 +1,18 @@
+"""fishbench's entry point: `python run.py [group=option ...] [key=value ...]` (Hydra)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from fishbench.app import main as run_main
+from fishbench.config import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    return run_main(cfg)
+
+
+if __name__ == "__main__":
+    main()
