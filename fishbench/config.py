@@ -176,6 +176,9 @@ def _check_ranges(c: RunConfig) -> None:
     _check(0 < lo <= hi <= 1, "dataset.crop_scale", c.dataset.crop_scale, "[lo, hi] with 0 < lo <= hi <= 1")
     _check(len(c.dataset.color_jitter) == 4, "dataset.color_jitter", c.dataset.color_jitter,
            "four numbers: brightness, contrast, saturation, hue")
+    if c.dataset.name in ("imagenet", "imagefolder"):
+        _check(c.dataset.root not in (None, "", "???"), "dataset.root", c.dataset.root,
+               f"the folder of the image tree for dataset={c.dataset.name} (with train/ and val/)")
     if c.task == "infer":
         _check(c.model_file is not None, "model_file", c.model_file,
                "the path of an exported .onnx file for task=infer")

@@ -1,0 +1,40 @@
+"""Shared fixtures: the repo's paths, a digits cache per test session, and a `run.py` runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+IMAGENET_SAMPLE = SHARED / "data" / "imagenet-sample"
+# Tiny but real training: 32x32 digits, a few steps per epoch.
+TINY = ["epochs=1", "batch_size=16", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0"]
+
+
+@pytest.fixture(scope="session")
+def fishbench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache dir (the digits tree) for the whole session, also for subprocesses."""
+    cache = tmp_path_factory.mktemp("cache")
+    os.environ["FISHBENCH_CACHE"] = str(cache)
+    return cache
+
+
+def run_cli(args: list[str], cwd: Path = REPO, check: bool = True,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python run.py ARGS` for real; the caller passes hydra.run.dir or hydra.sweep.dir."""
+    proc = subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=timeout, env=os.environ.copy())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"run.py {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())

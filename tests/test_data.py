@@ -1,0 +1,131 @@
+"""The shared dataset index, layouts, image decoding and bad-image policy, and the digits tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import IMAGENET_SAMPLE
+from fishbench.config import DatasetConfig, ModelConfig, RunConfig
+from fishbench.data.digits import ensure_digits_tree
+from fishbench.data.images import SampleReader
+from fishbench.data.index import build_indices, scan_image_folder
+from fishbench.data.spec import load_data_spec
+from fishbench.errors import DataError
+
+needs_sample = pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(),
+                                  reason="../shared/data/imagenet-sample is absent")
+
+
+def imagenet_tree(root: Path, train: str = "train", val: str = "val") -> Path:
+    """An ImageNet-layout tree of links to the 1000 sample JPEGs (one per class, both splits)."""
+    for jpeg in sorted(IMAGENET_SAMPLE.glob("*.JPEG")):
+        wnid = jpeg.name.split("_")[0]
+        for split in (train, val):
+            (root / split / wnid).mkdir(parents=True, exist_ok=True)
+            os.symlink(jpeg, root / split / wnid / jpeg.name)
+    return root
+
+
+def write_images(folder: Path, n: int, mode: str = "RGB", size: int = 40) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        color = (i * 40 % 255, 80, 160, 0)[: len(mode)] if mode != "L" else i * 40 % 255
+        fmt = "JPEG" if mode == "CMYK" else "PNG"
+        Image.new(mode, (size, size), color).save(folder / f"{i}.{fmt.lower()}", fmt)
+
+
+def small_tree(root: Path, classes: int = 3, n: int = 4) -> Path:
+    for split in ("train", "val"):
+        for c in range(classes):
+            write_images(root / split / f"class{c}", n)
+    return root
+
+
+def run_config(name: str, root: Path, classes: int | None, **model) -> RunConfig:
+    return RunConfig(dataset=DatasetConfig(name=name, root=str(root), num_classes=classes),
+                     model=ModelConfig(name="fishnet99", num_classes=model.get("num_classes")))
+
+
+def test_digits_tree_is_written_once_and_indexed(tmp_path: Path) -> None:
+    root = ensure_digits_tree(tmp_path / "digits")
+    train, val = build_indices(root)
+    assert (len(train), len(val)) == (1437, 360)
+    assert train.classes == tuple(str(d) for d in range(10))
+    assert np.bincount(val.labels).min() >= 25  # every digit is in val
+    stamp = (root / "val" / "0" / "0000.png").stat().st_mtime_ns
+    ensure_digits_tree(root)
+    assert (root / "val" / "0" / "0000.png").stat().st_mtime_ns == stamp
+    image = Image.open(root / "val" / "0" / "0000.png")
+    assert image.size == (8, 8) and image.mode == "L"
+
+
+@needs_sample
+@pytest.mark.parametrize("train,val", [("train", "val"), ("ILSVRC2012_train", "ILSVRC2012_val")])
+def test_imagenet_layouts_give_1000_wnid_classes_in_sorted_order(tmp_path, train, val) -> None:
+    root = imagenet_tree(tmp_path, train, val)
+    spec = load_data_spec(run_config("imagenet", root, 1000, num_classes=1000))
+    assert spec.num_classes == 1000 and len(spec.train) == len(spec.val) == 1000
+    assert spec.train.classes[0] == "n01440764" and list(spec.train.classes) == sorted(spec.train.classes)
+    assert spec.val.labels.tolist() == list(range(1000))
+
+
+def test_imagenet_with_another_class_count_points_to_imagefolder(tmp_path: Path) -> None:
+    root = small_tree(tmp_path)
+    with pytest.raises(DataError, match="dataset=imagefolder"):
+        load_data_spec(run_config("imagenet", root, 1000))
+    spec = load_data_spec(run_config("imagefolder", root, None))
+    assert spec.num_classes == 3 and len(spec.train) == 12
+
+
+def test_model_class_count_mismatch(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="model.num_classes is 10.*3 classes"):
+        load_data_spec(run_config("imagefolder", small_tree(tmp_path), None, num_classes=10))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda root: None, "does not exist"),
+    (lambda root: root.mkdir(), "no train folder"),
+    (lambda root: (root / "train" / "a").mkdir(parents=True) or (root / "val").mkdir(), "no image files"),
+])
+def test_missing_or_empty_root_names_the_layouts(tmp_path: Path, make, match: str) -> None:
+    root = tmp_path / "data"
+    make(root)
+    with pytest.raises(DataError, match=match) as err:
+        build_indices(root)
+    assert "Accepted layouts" in str(err.value)
+
+
+def test_grayscale_and_cmyk_images_read_as_rgb(tmp_path: Path) -> None:
+    write_images(tmp_path / "x" / "gray", 1, mode="L")
+    write_images(tmp_path / "x" / "cmyk", 1, mode="CMYK")
+    index = scan_image_folder(tmp_path / "x")
+    reader = SampleReader(index, "stop")
+    for i in range(2):
+        image, _, skipped = reader.read(i)
+        assert image.mode == "RGB" and skipped == 0
+
+
+def test_corrupt_images_are_skipped_and_counted_or_stop(tmp_path: Path) -> None:
+    write_images(tmp_path / "x" / "a", 3)
+    (tmp_path / "x" / "a" / "1.png").write_bytes(b"not a png")
+    index = scan_image_folder(tmp_path / "x")
+    image, label, skipped = SampleReader(index, "skip").read(1)
+    assert skipped == 1 and image.size == (40, 40)
+    with pytest.raises(DataError, match="1.png.*dataset.bad_images=skip"):
+        SampleReader(index, "stop").read(1)
+
+
+def test_shards_are_disjoint_equal_and_reshuffled_each_epoch(tmp_path: Path) -> None:
+    index = scan_image_folder(small_tree(tmp_path, classes=1, n=10) / "train")
+    shards = [index.epoch_order(0, seed=3, rank=r, world_size=3) for r in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 3]
+    assert len(set(np.concatenate(shards).tolist())) == 9
+    assert not np.array_equal(index.epoch_order(1, 3, 0, 3), shards[0])
+    assert np.array_equal(index.epoch_order(0, 3, 0, 3), shards[0])
+    evals = [index.epoch_order(0, 3, r, 3, shuffle=False) for r in range(3)]
+    assert sorted(np.concatenate(evals).tolist()) == list(range(10))
