@@ -1,10 +1,12 @@
 """fishbench's entry point: `python run.py [group=option ...] [key=value ...]` (Hydra)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from fishbench.app import main as run_main
-from fishbench.config import register_resolvers
+from fishbench.config import quote_world_choices, register_resolvers
 
 register_resolvers()
 
@@ -15,4 +17,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_world_choices(sys.argv)
     main()

@@ -21,6 +21,7 @@ from fishbench.config import RunConfig, validate
 from fishbench.data.spec import load_data_spec
 from fishbench.engine import Progress, fit
 from fishbench.errors import CheckpointError, FishbenchError
+from fishbench.launch import launch
 from fishbench.results import METRICS_FILE, RunRecorder, atomic_write_text
 
 log = logging.getLogger("fishbench")
@@ -36,6 +37,9 @@ def main(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        config = validate(cfg)
+        if config.world.size > 1:
+            return run_workers(config, cfg, run_dir)
         return run(cfg, run_dir)
     except FishbenchError as err:
         log.error("%s", err)
@@ -51,11 +55,20 @@ def main(cfg: DictConfig) -> float:
         raise
 
 
+def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
+    """Check the device here, start this node's workers, return rank 0's top1 (NaN elsewhere)."""
+    load_backend(config.backend.name).check_runtime(config)
+    launch(config, cfg, run_dir)
+    path = run_dir / METRICS_FILE
+    return float(json.loads(path.read_text())["top1"]) if path.exists() else math.nan
+
+
 def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
         local_rank: int = 0) -> float:
+    """One process's share of the run (the whole run when ``world_size`` is 1)."""
     config = validate(cfg)
     backend = load_backend(config.backend.name)
-    backend.check_runtime(config, local_rank)
+    backend.check_runtime(config)
     spec = load_data_spec(config)
     config.model.num_classes = spec.num_classes
     trainer = backend.create_trainer(config, spec, rank, world_size, local_rank)
@@ -108,13 +121,16 @@ def run_info(config: RunConfig, versions: dict[str, str]) -> dict[str, Any]:
 
 
 def record_failure(run_dir: Path, cfg: DictConfig, err: BaseException) -> None:
-    """Mark a run that failed before its recorder existed (bad config, missing device or data)."""
+    """Mark a run failed unless its recorder already did (a bad config, a missing device or
+    data, a worker that died while rank 0 still reported ``running``)."""
     path = run_dir / METRICS_FILE
-    if path.exists():
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    if previous.get("status") == "failed" or previous.get("status") == "completed":
         return
+
     def pick(key: str) -> Any:
         return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
     info = {"model": pick("model.name"), "backend": pick("backend.name"),
             "device": pick("device.name"), "dataset": pick("dataset.name"), "task": pick("task"),
-            "status": "failed", "error": str(err) or type(err).__name__}
+            **previous, "status": "failed", "error": str(err) or type(err).__name__}
     atomic_write_text(path, json.dumps(info, indent=2) + "\n")

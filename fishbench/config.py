@@ -7,6 +7,7 @@ naming the key.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -52,7 +53,8 @@ class WorldConfig:
     nnodes: int = 1
     node_rank: int = 0
     master_addr: str = "127.0.0.1"
-    master_port: int = 29500
+    master_port: Optional[int] = None
+    timeout_s: int = 300
 
     @property
     def size(self) -> int:
@@ -146,7 +148,7 @@ def _check_ranges(c: RunConfig) -> None:
                        ("log_every_n_steps", c.log_every_n_steps),
                        ("schedule.step_epochs", c.schedule.step_epochs),
                        ("world.nproc_per_node", c.world.nproc_per_node),
-                       ("world.nnodes", c.world.nnodes)):
+                       ("world.nnodes", c.world.nnodes), ("world.timeout_s", c.world.timeout_s)):
         _check(value >= 1, key, value, "a whole number >= 1")
     _check(c.lr_init > 0, "lr_init", c.lr_init, "a positive number")
     _check(0 <= c.eta_min <= c.lr_init, "eta_min", c.eta_min, "between 0 and lr_init")
@@ -211,3 +213,21 @@ def register_resolvers() -> None:
     """Register the ``${fb_uid:}`` resolver used by ``conf/hydra/default.yaml``."""
     if not OmegaConf.has_resolver("fb_uid"):
         OmegaConf.register_new_resolver("fb_uid", run_uid)
+
+
+_WORLD_CHOICE = re.compile(r"^(\+*world)=(\d+(?:,\d+)*)$")
+
+
+def quote_world_choices(argv: list[str]) -> list[str]:
+    """Let ``world=8`` (or ``world=1,2`` in a multirun) pick ``conf/world/8.yaml``.
+
+    Hydra parses ``8`` as an int, which it refuses as a config-group choice; quoting makes it the
+    option's name. Other counts are set with ``world.nproc_per_node=N``.
+    """
+    def quote(arg: str) -> str:
+        match = _WORLD_CHOICE.match(arg)
+        if match is None:
+            return arg
+        return match[1] + "=" + ",".join(f'"{n}"' for n in match[2].split(","))
+
+    return [quote(arg) for arg in argv]

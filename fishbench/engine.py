@@ -19,7 +19,7 @@ import numpy as np
 from fishbench.checkpoint import CheckpointPolicy
 from fishbench.config import RunConfig
 from fishbench.data.spec import DataSpec
-from fishbench.errors import CheckpointError, TrainingDiverged
+from fishbench.errors import CheckpointError, DataError, TrainingDiverged
 from fishbench.metrics import Accuracy, StepTimer
 from fishbench.results import RunRecorder
 from fishbench.schedule import lr_per_step
@@ -128,6 +128,12 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
     """Train from ``progress`` to ``cfg.epochs``; return the numbers for ``metrics.json``."""
     cfg = trainer.cfg
     steps = trainer.steps_per_epoch
+    if steps == 0:
+        raise DataError(
+            f"The train split has {trainer.spec.train_size} images: not one full batch of "
+            f"batch_size={cfg.batch_size} per process for {trainer.world_size} process(es). "
+            "Lower batch_size or use more data."
+        )
     lrs = lr_per_step(cfg, steps)
     global_batch = cfg.batch_size * trainer.world_size
     logger = StepLogger(cfg, recorder, global_batch, steps)
@@ -159,7 +165,8 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
     ms = logger.timer.median_ms()
     return {"top1": top1, "top5": top5, "loss": loss, "epochs": progress.epoch,
             "steps": progress.global_step, "ms_per_step": ms,
-            "img_per_s": 1000.0 * global_batch / ms if ms == ms else float("nan")}
+            "img_per_s": 1000.0 * global_batch / ms if ms == ms else float("nan"),
+            "img_per_s_per_device": 1000.0 * cfg.batch_size / ms if ms == ms else float("nan")}
 
 
 def checkpoint_meta(cfg: RunConfig, progress: Progress) -> dict[str, Any]:

@@ -50,11 +50,13 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """The rows of ``history.csv`` (``epoch`` as int, the rest as float); [] if there is none."""
     path = Path(run_dir) / HISTORY_FILE
     if not path.exists():
         return []
     with path.open() as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+                for row in csv.DictReader(f)]
 
 
 class ScalarWriter:

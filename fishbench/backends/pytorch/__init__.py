@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
+import os
+
+import torch.distributed as dist
+
+from fishbench.backends.pytorch.device import DIST_BACKENDS, check_device, import_torch_npu
 from fishbench.config import RunConfig
 from fishbench.data.spec import DataSpec
+
+
+def check_runtime(cfg: RunConfig) -> None:
+    """Stop before any work if the chosen device, its runtime or enough devices are missing."""
+    check_device(cfg.device, cfg.world.nproc_per_node)
 
 
 def create_trainer(cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1,
@@ -13,8 +24,15 @@ def create_trainer(cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: in
     return TorchTrainer(cfg, spec, rank, world_size, local_rank)
 
 
-def check_runtime(cfg: RunConfig, local_rank: int = 0) -> None:
-    """Stop before any work if the chosen device or its runtime is missing."""
-    from fishbench.backends.pytorch.device import select_device
+def init_distributed(cfg) -> tuple[int, int, int]:
+    """Join the process group set up by torch's elastic agent: (rank, world size, local rank)."""
+    if cfg.device.name == "ascend":
+        import_torch_npu()  # registers the npu device and the hccl backend
+    dist.init_process_group(DIST_BACKENDS[cfg.device.name],
+                            timeout=datetime.timedelta(seconds=int(cfg.world.timeout_s)))
+    return dist.get_rank(), dist.get_world_size(), int(os.environ["LOCAL_RANK"])
 
-    select_device(cfg.device, local_rank, cfg.world.size)
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -25,11 +25,11 @@ def import_torch_npu() -> None:
         ) from None
 
 
-def select_device(device: DeviceConfig, local_rank: int = 0, world_size: int = 1) -> torch.device:
-    """The torch device of this process; ``device.id`` picks the card of a single-process run."""
-    index = device.id if world_size == 1 else local_rank
+def check_device(device: DeviceConfig, processes: int = 1) -> None:
+    """Stop when the device's runtime is missing or the node has fewer cards than ``processes``
+    (one process per card; CPU processes share the host's cores). Creates no device context."""
     if device.name == "cpu":
-        return torch.device("cpu")
+        return
     if device.name == "gpu":
         if not torch.cuda.is_available():
             raise DeviceError(
@@ -38,17 +38,29 @@ def select_device(device: DeviceConfig, local_rank: int = 0, world_size: int = 1
                 "build of torch, or choose device=cpu."
             )
         count = torch.cuda.device_count()
-        if index >= count:
-            raise DeviceError(f"device.id={index}, but this host has {count} CUDA device(s) "
-                              f"(0..{count - 1}). Choose another device.id.")
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    import_torch_npu()
-    if not torch.npu.is_available():  # type: ignore[attr-defined]
-        raise DeviceError("device=ascend: torch_npu is installed but sees no NPU. Check "
-                          "`npu-smi info` and that CANN's set_env.sh was sourced.")
-    torch.npu.set_device(index)  # type: ignore[attr-defined]
-    return torch.device("npu", index)
+    else:
+        import_torch_npu()
+        if not torch.npu.is_available():  # type: ignore[attr-defined]
+            raise DeviceError("device=ascend: torch_npu is installed but sees no NPU. Check "
+                              "`npu-smi info` and that CANN's set_env.sh was sourced.")
+        count = torch.npu.device_count()  # type: ignore[attr-defined]
+    needed = device.id + 1 if processes == 1 else processes
+    if needed > count:
+        raise DeviceError(
+            f"device={device.name} needs {needed} device(s) (world.nproc_per_node={processes}, "
+            f"device.id={device.id}), but this host has {count}. Use fewer processes per node or "
+            "another device.id (one process per device)."
+        )
+
+
+def select_device(device: DeviceConfig, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """This process's torch device; ``device.id`` picks the card of a single-process run."""
+    if device.name == "cpu":
+        return torch.device("cpu")
+    index = device.id if world_size == 1 else local_rank
+    kind = "cuda" if device.name == "gpu" else "npu"
+    getattr(torch, kind).set_device(index)
+    return torch.device(kind, index)
 
 
 def amp_dtype(device: torch.device) -> torch.dtype:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ from fishbench.data.images import SampleReader, synthetic_sample
 from fishbench.data.index import DatasetIndex
 from fishbench.data.spec import DataSpec
 from fishbench.data.transforms import EvalTransform, TrainTransform
+from fishbench.errors import DataError
 
 
 def train_ops(t: TrainTransform) -> T.Compose:
@@ -87,6 +88,15 @@ class SyntheticBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         for b in range(self.batches_per_epoch):
             yield self.pool[b % len(self.pool)]
+
+
+def batches(loader: Iterable) -> Iterator:
+    """Iterate ``loader``; a :class:`DataError` raised in a worker process keeps its message
+    (the DataLoader would otherwise prefix the worker's traceback to it)."""
+    try:
+        yield from loader
+    except DataError as err:
+        raise DataError(str(err).rsplit("DataError: ", 1)[-1].strip()) from None
 
 
 def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images: str, seed: int,

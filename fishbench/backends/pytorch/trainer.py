@@ -13,7 +13,7 @@ import torchvision
 from torch import nn
 
 from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
-from fishbench.backends.pytorch.loader import build_loaders
+from fishbench.backends.pytorch.loader import batches, build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
 from fishbench.data.spec import DataSpec
@@ -82,7 +82,7 @@ class TorchTrainer(Trainer):
             self.train_loader.sampler.set_epoch(epoch)
         loss_sum = torch.zeros((), device=self.device)
         steps = self.steps_per_epoch
-        for i, (images, labels, skipped) in enumerate(self.train_loader):
+        for i, (images, labels, skipped) in enumerate(batches(self.train_loader)):
             if i == steps:
                 break
             lr = float(lrs[first_step + i])
@@ -107,7 +107,7 @@ class TorchTrainer(Trainer):
     def evaluate(self) -> Accuracy:
         self.model.eval()
         acc = Accuracy()
-        for images, labels, _ in self.val_loader:
+        for images, labels, _ in batches(self.val_loader):
             images, labels = self._inputs(images, labels)
             with self._autocast():
                 logits = self.model(images)

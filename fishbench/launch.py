@@ -1,0 +1,109 @@
+"""World size > 1: start the workers with the framework's own launcher, in this run's dir.
+
+PyTorch workers are started by torch's elastic agent (the engine behind ``torchrun``); MindSpore
+workers by ``msrun``. Workers never re-run Hydra: each one loads the resolved config that this
+process wrote into the run dir and calls :func:`fishbench.app.run` with its rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from fishbench.config import RunConfig, WorldConfig
+from fishbench.errors import FishbenchError
+
+log = logging.getLogger("fishbench")
+WORKER_CONFIG = "worker_config.yaml"  # inside the run's .hydra/ dir
+
+
+class LaunchError(FishbenchError):
+    """The workers could not be started, could not meet, or one of them died."""
+
+
+def worker_config_path(run_dir: Path) -> Path:
+    return Path(run_dir) / ".hydra" / WORKER_CONFIG
+
+
+def master_port(world: WorldConfig) -> int:
+    """The configured port; on one node a free one when none is set (concurrent jobs differ)."""
+    if world.master_port is not None:
+        return world.master_port
+    if world.nnodes > 1:
+        return 29500
+    with socket.socket() as s:
+        s.bind((world.master_addr, 0))
+        return s.getsockname()[1]
+
+
+def resume_hint(run_dir: Path) -> str:
+    return (f"The last checkpoint in {run_dir}/checkpoints stays usable: continue with the same "
+            f"command plus `resume=true hydra.run.dir={run_dir}`.")
+
+
+def launch(config: RunConfig, cfg: DictConfig, run_dir: Path) -> None:
+    """Run ``world.nproc_per_node`` workers of this node and wait for them."""
+    path = worker_config_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, path, resolve=True)
+    port = master_port(config.world)
+    log.info("launching %d worker(s) on node %d of %d (master %s:%d, backend %s)",
+             config.world.nproc_per_node, config.world.node_rank, config.world.nnodes,
+             config.world.master_addr, port, config.backend.name)
+    if config.backend.name == "pytorch":
+        _torch_elastic(config.world, port, run_dir)
+    else:
+        _msrun(config.world, port, run_dir)
+
+
+def _torch_elastic(world: WorldConfig, port: int, run_dir: Path) -> None:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    endpoint = f"{world.master_addr}:{port}"
+    launch_config = LaunchConfig(
+        min_nodes=world.nnodes, max_nodes=world.nnodes, nproc_per_node=world.nproc_per_node,
+        run_id=uuid.uuid4().hex, rdzv_backend="static", rdzv_endpoint=endpoint,
+        rdzv_configs={"rank": world.node_rank, "timeout": world.timeout_s}, max_restarts=0,
+        monitor_interval=1, start_method="spawn")
+    try:
+        elastic_launch(launch_config, sys.executable)("-m", "fishbench.worker", str(run_dir))
+    except ChildFailedError as err:
+        rank, failure = err.get_first_failure()
+        raise LaunchError(
+            f"Worker rank {rank} failed (exit code {failure.exitcode}); the other workers were "
+            f"stopped. Its log is {run_dir}/rank{rank}.log. {resume_hint(run_dir)}"
+        ) from None
+    except Exception as err:  # rendezvous: the master cannot be reached in time
+        raise LaunchError(
+            f"The workers of node {world.node_rank} could not meet the master at {endpoint} "
+            f"within world.timeout_s={world.timeout_s} s ({type(err).__name__}: {err}). Start "
+            f"node 0 with the same world.master_addr/world.master_port, check that this host "
+            "can reach that address and port, or raise world.timeout_s."
+        ) from None
+
+
+def _msrun(world: WorldConfig, port: int, run_dir: Path) -> None:
+    msrun = shutil.which("msrun")
+    if msrun is None:
+        raise LaunchError("world size > 1 with backend=mindspore needs MindSpore's `msrun` on "
+                          "PATH (it ships with the mindspore package). Install mindspore.")
+    worker = Path(__file__).with_name("worker.py")
+    cmd = [msrun, f"--worker_num={world.size}", f"--local_worker_num={world.nproc_per_node}",
+           f"--master_addr={world.master_addr}", f"--master_port={port}",
+           f"--node_rank={world.node_rank}", f"--log_dir={run_dir / 'msrun_logs'}",
+           "--join=True", f"--cluster_time_out={world.timeout_s}", str(worker), str(run_dir)]
+    code = subprocess.call(cmd)
+    if code != 0:
+        raise LaunchError(
+            f"msrun exited with code {code}: a worker failed or the cluster did not form within "
+            f"world.timeout_s={world.timeout_s} s (master {world.master_addr}:{port}). Worker "
+            f"logs: {run_dir}/rank*.log and {run_dir}/msrun_logs/. {resume_hint(run_dir)}"
+        )

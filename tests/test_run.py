@@ -1,0 +1,207 @@
+"""Real `python run.py` subprocesses on the CPU: the default job, its files, resume, eval, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import IMAGENET_SAMPLE, REPO, TINY, metrics_of, run_cli
+from test_data import imagenet_tree, small_tree
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
+    """`python run.py` exactly as the README's first command runs it."""
+    run_dir = tmp_path_factory.mktemp("default")
+    run_cli([f"hydra.run.dir={run_dir}"])
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
+    run_dir = tmp_path_factory.mktemp("tiny")
+    run_cli([*TINY, f"hydra.run.dir={run_dir}"])
+    return run_dir
+
+
+def test_default_job_reaches_90_percent_on_digits(default_run: Path) -> None:
+    m = metrics_of(default_run)
+    assert m["status"] == "completed"
+    assert (m["model"], m["backend"], m["device"], m["world_size"], m["dataset"]) == (
+        "fishnet99", "pytorch", "cpu", 1, "digits")
+    assert m["top1"] >= 90.0 and m["top5"] >= m["top1"]
+    assert m["epochs"] == 6 and m["steps"] == 6 * (1437 // 64)
+    assert m["best_top1"] >= m["top1"] and 1 <= m["best_epoch"] <= 6
+    assert m["ms_per_step"] > 0 and m["img_per_s"] == pytest.approx(64_000 / m["ms_per_step"])
+    assert m["total_time_s"] > 0 and "torch" in m["versions"] and m["images_skipped"] == 0
+
+
+def test_default_job_writes_history_tensorboard_checkpoints_and_log(default_run: Path) -> None:
+    from tbparse import SummaryReader
+
+    lines = (default_run / "history.csv").read_text().splitlines()
+    assert lines[0] == "epoch,lr,train_loss,top1,top5,epoch_time_s,img_per_s"
+    rows = [dict(zip(lines[0].split(","), map(float, line.split(",")))) for line in lines[1:]]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[-1]["top1"] == pytest.approx(metrics_of(default_run)["top1"])
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    scalars = SummaryReader(str(default_run / "tensorboard")).scalars
+    tags = set(scalars["tag"])
+    assert {"train/loss", "train/lr", "train/img_per_s", "val/top1", "val/top5"} <= tags
+    top1 = scalars[scalars["tag"] == "val/top1"]["value"].tolist()
+    assert top1 == pytest.approx([r["top1"] for r in rows], abs=1e-4)
+    ckpts = sorted(p.name for p in (default_run / "checkpoints").iterdir())
+    assert ckpts == ["best.pt", "epoch_0002.pt", "epoch_0004.pt", "epoch_0006.pt", "last.pt"]
+    assert "top1" in (default_run / "run.log").read_text()
+    assert (default_run / ".hydra" / "config.yaml").is_file()
+
+
+def test_eval_of_a_checkpoint_reproduces_the_runs_top1(default_run: Path, tmp_path: Path) -> None:
+    run_cli(["task=eval", f"ckpt_path={default_run}", f"hydra.run.dir={tmp_path}"])
+    m, trained = metrics_of(tmp_path), metrics_of(default_run)
+    assert m["status"] == "completed" and m["task"] == "eval"
+    assert (m["top1"], m["top5"]) == pytest.approx((trained["top1"], trained["top5"]), abs=1e-9)
+
+
+def test_train_from_checkpoint_weights_starts_from_them(default_run: Path, tmp_path: Path) -> None:
+    run_cli([*TINY, "lr_init=1e-5", f"ckpt_path={default_run}/checkpoints/best.pt",
+             f"hydra.run.dir={tmp_path}"])
+    assert metrics_of(tmp_path)["top1"] > 80.0  # a fresh 3-step model is near 10 %
+
+
+def test_resume_continues_the_same_run(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    run_cli([*TINY[1:], "epochs=3", "resume=true", f"hydra.run.dir={run_dir}"])
+    m = metrics_of(run_dir)
+    assert (m["status"], m["epochs"], m["steps"]) == ("completed", 3, 9)
+    history = (run_dir / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in history] == ["1", "2", "3"]
+    assert history[0] == (tiny_run / "history.csv").read_text().splitlines()[1]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    good = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    proc = run_cli([*TINY[1:], "epochs=2", "resume=true", "lr_init=1e30",
+                    f"hydra.run.dir={run_dir}"], check=False)
+    assert proc.returncode == 2
+    m = metrics_of(run_dir)
+    assert m["status"] == "failed" and "loss became" in m["error"]
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == good
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["meta"]["epoch"] == 1
+
+
+@pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")
+def test_imagenet_layout_trains_on_real_jpegs(tmp_path: Path) -> None:
+    root = imagenet_tree(tmp_path / "imagenet", "ILSVRC2012_train", "ILSVRC2012_val")
+    run_dir = tmp_path / "run"
+    run_cli(["dataset=imagenet", f"dataset.root={root}", "dataset.image_size=32",
+             "dataset.resize_size=36", "batch_size=8", "max_steps_per_epoch=2", "epochs=1",
+             "warmup_epochs=0", f"hydra.run.dir={run_dir}"])
+    m = metrics_of(run_dir)
+    assert m["status"] == "completed" and m["steps"] == 2 and m["top5"] >= m["top1"] >= 0
+
+
+def expect_failure(args: list[str], run_dir: Path, *phrases: str) -> dict:
+    proc = run_cli([*args, f"hydra.run.dir={run_dir}"], check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output
+    for phrase in phrases:
+        assert phrase in output
+    m = metrics_of(run_dir)
+    assert m["status"] == "failed"
+    return m
+
+
+def test_error_missing_dataset_root(tmp_path: Path) -> None:
+    expect_failure(["dataset=imagefolder", f"dataset.root={tmp_path}/nope"], tmp_path / "r",
+                   "dataset.root", "does not exist", "Accepted layouts")
+
+
+def test_error_class_count_mismatch(tmp_path: Path) -> None:
+    root = small_tree(tmp_path / "data")
+    expect_failure(["dataset=imagefolder", f"dataset.root={root}", "model.num_classes=10"],
+                   tmp_path / "r", "model.num_classes is 10", "3 classes")
+
+
+def test_error_unreadable_image_with_bad_images_stop(tmp_path: Path) -> None:
+    root = small_tree(tmp_path / "data", classes=2, n=4)
+    (root / "train" / "class0" / "0.png").write_bytes(b"broken")
+    expect_failure(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
+                    "dataset.resize_size=32", "dataset.bad_images=stop", "dataset.num_workers=2",
+                    *TINY, "batch_size=8"], tmp_path / "r", "0.png", "dataset.bad_images=skip")
+
+
+def test_error_too_few_images_for_one_batch(tmp_path: Path) -> None:
+    root = small_tree(tmp_path / "data", classes=2, n=2)
+    expect_failure(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
+                    "dataset.resize_size=32", *TINY], tmp_path / "r", "has 4 images",
+                   "batch_size=16")
+
+
+def test_unreadable_image_with_bad_images_skip_is_counted(tmp_path: Path) -> None:
+    root = small_tree(tmp_path / "data", classes=2, n=8)
+    (root / "train" / "class0" / "0.png").write_bytes(b"broken")
+    run_cli(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
+             "dataset.resize_size=32", "dataset.bad_images=skip", "dataset.num_workers=0",
+             "epochs=1", "batch_size=16",
+             "warmup_epochs=0", f"hydra.run.dir={tmp_path / 'r'}"])
+    m = metrics_of(tmp_path / "r")
+    assert m["status"] == "completed" and m["images_skipped"] == 1
+
+
+def test_error_gpu_without_cuda(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a CUDA GPU")
+    expect_failure(["device=gpu"], tmp_path / "r", "device=gpu", "no CUDA GPU")
+
+
+def test_error_ascend_without_torch_npu(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    try:
+        import torch_npu  # noqa: F401
+        pytest.skip("torch_npu is installed here")
+    except ImportError:
+        pass
+    expect_failure(["device=ascend"], tmp_path / "r", "torch_npu", "CANN")
+
+
+def test_error_missing_checkpoint(tmp_path: Path) -> None:
+    expect_failure(["task=eval", f"ckpt_path={tmp_path}/none.pt"], tmp_path / "r",
+                   "ckpt_path", "does not exist")
+
+
+def test_error_checkpoint_of_another_model(tiny_run: Path, tmp_path: Path) -> None:
+    expect_failure(["task=eval", "model=resnet50", f"ckpt_path={tiny_run}"], tmp_path / "r",
+                   "holds a fishnet99 checkpoint, but model=resnet50")
+
+
+def test_error_bad_config_value(tmp_path: Path) -> None:
+    expect_failure(["lr_init=-1"], tmp_path / "r", "'lr_init'", "positive")
+
+
+def test_two_runs_started_together_never_share_a_directory(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(REPO / "run.py"), "lr_init=-1"]  # fails fast, still writes its dir
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [2, 2]
+    dirs = list((tmp_path / "outputs" / "runs").glob("*/*"))
+    assert len(dirs) == 2
+    assert all(json.loads((d / "metrics.json").read_text())["status"] == "failed" for d in dirs)
