@@ -1,0 +1,167 @@
+"""The MindSpore trainer: Momentum, label-smoothed cross-entropy, AMP levels with loss scaling."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+
+from fishbench.backends.mindspore.device import amp_level, configure, execution_mode
+from fishbench.backends.mindspore.loader import build_batches
+from fishbench.backends.mindspore.models import build_model
+from fishbench.config import RunConfig
+from fishbench.crossckpt import (MINDSPORE_META_KEY, TORCH_SUFFIX, foreign_weights,
+                                 read_mindspore_checkpoint)
+from fishbench.data.spec import DataSpec
+from fishbench.engine import StepLogger, Trainer, check_meta
+from fishbench.errors import ConfigError
+from fishbench.metrics import Accuracy
+from fishbench.schedule import lr_per_step
+
+log = logging.getLogger("fishbench")
+RNG_KEY = "fishbench_rng"
+DYNAMIC_LOSS_SCALE = 2.0**16  # initial scale, as PyTorch's GradScaler
+
+
+def parameter_groups(net: nn.Cell, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv/dense weights only: none on biases and BatchNorm parameters."""
+    params = net.trainable_params()
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+            {"order_params": params}]
+
+
+def _parameters(arrays: dict[str, np.ndarray]) -> dict[str, ms.Parameter]:
+    return {k: ms.Parameter(ms.Tensor(v), name=k) for k, v in arrays.items()}
+
+
+class MindSporeTrainer(Trainer):
+    checkpoint_suffix = ".ckpt"
+
+    def __init__(self, cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1,
+                 local_rank: int = 0) -> None:
+        super().__init__(cfg, spec, rank, world_size)
+        configure(cfg, local_rank)
+        self.mode, self.level = execution_mode(cfg), amp_level(cfg)
+        self.net = build_model(cfg.model.name, spec.num_classes)
+        self.train_batches, self.val_batches = build_batches(
+            spec, cfg.batch_size, cfg.dataset.num_workers, cfg.dataset.bad_images, cfg.seed,
+            rank, world_size)
+        scale_manager, optimizer_scale = self._loss_scaling()
+        lrs = lr_per_step(cfg, self.steps_per_epoch)  # the engine's array, step by step
+        self.optimizer = nn.Momentum(parameter_groups(self.net, cfg.weight_decay),
+                                     learning_rate=ms.Tensor(lrs, ms.float32),
+                                     momentum=cfg.momentum, loss_scale=optimizer_scale)
+        self.train_net = ms.amp.build_train_network(
+            self.net, self.optimizer, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+            level=self.level, loss_scale_manager=scale_manager)
+        self.images_skipped = 0
+        log.info("MindSpore %s: %s mode, AMP level %s", ms.__version__, self.mode, self.level)
+
+    def _loss_scaling(self) -> tuple[ms.LossScaleManager | None, float]:
+        """Fixed ``loss_scale`` (unscaled by the optimizer, as the model zoo) or dynamic when it
+        is null; none at O0, where nothing runs in fp16."""
+        if self.level == "O0":
+            return None, 1.0
+        if self.cfg.loss_scale is not None:
+            scale = float(self.cfg.loss_scale)
+            return ms.FixedLossScaleManager(scale, drop_overflow_update=False), scale
+        if self.cfg.device.name == "cpu":
+            raise ConfigError(
+                f"loss_scale=null asks for a dynamic loss scale, which MindSpore cannot run on "
+                f"the CPU (backend.amp_level={self.level}). Set loss_scale=1024 (the recipes' "
+                "fixed scale) or backend.amp_level=O0."
+            )
+        return ms.DynamicLossScaleManager(DYNAMIC_LOSS_SCALE, 2, 2000), 1.0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        steps = len(self.train_batches)
+        return min(steps, self.cfg.max_steps_per_epoch or steps)
+
+    def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
+        # The optimizer reads its learning rate at ``global_step``: align it with the engine's.
+        self.optimizer.global_step.set_data(ms.Tensor([first_step], ms.int32))
+        self.train_net.set_train(True)
+        steps = self.steps_per_epoch
+        losses = []
+        for i, (images, labels, skipped) in enumerate(self.train_batches.epoch(epoch)):
+            if i == steps:
+                break
+            out = self.train_net(ms.from_numpy(images), ms.from_numpy(labels))
+            loss = out[0] if isinstance(out, tuple) else out  # (loss, overflow, scale) if scaled
+            losses.append(loss)
+            self.images_skipped += int(skipped.sum())
+            logger.step(epoch, i, first_step + i + 1, float(lrs[first_step + i]), loss)
+        return float(ms.ops.stack(losses).astype(ms.float32).mean())
+
+    def evaluate(self) -> Accuracy:
+        self.net.set_train(False)
+        acc = Accuracy()
+        size = self.cfg.batch_size
+        for images, labels, _ in self.val_batches.epoch(0):
+            n = len(labels)
+            if n < size:  # pad the last batch: one compiled shape in graph mode
+                images = np.concatenate([images, np.zeros((size - n, *images.shape[1:]),
+                                                          images.dtype)])
+            logits = self.net(ms.from_numpy(images)).asnumpy()[:n]
+            acc.update(logits.astype(np.float32), labels)
+        return acc
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Eval-mode logits of a batch (parity checks between backends)."""
+        self.net.set_train(False)
+        return self.net(ms.Tensor(images)).asnumpy().astype(np.float32)
+
+    def save_checkpoint(self, path: Path, meta: dict[str, Any]) -> None:
+        rng = {"numpy": _json_ready(np.random.get_state()), "python": random.getstate(),
+               "mindspore": ms.get_rng_state().asnumpy().tolist()}
+        # MindSpore appends ".ckpt" to other names (and makes the file read-only): save there.
+        target = path.with_name(path.name + ".ckpt")
+        ms.save_checkpoint(self.train_net, str(target),
+                           append_dict={MINDSPORE_META_KEY: json.dumps(meta),
+                                        RNG_KEY: json.dumps(rng)})
+        os.replace(target, path)
+
+    def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
+        if path.suffix == TORCH_SUFFIX:
+            arrays, meta = foreign_weights(path, self.cfg, full)
+            ms.load_param_into_net(self.net, _parameters(arrays), strict_load=True)
+            return meta
+        arrays, entries = read_mindspore_checkpoint(path)
+        meta = entries[MINDSPORE_META_KEY]
+        check_meta(meta, self.cfg, path)
+        target = self.train_net if full else self.net
+        # The learning-rate array is the schedule's, rebuilt for this run: not taken from a file.
+        arrays = {k: v for k, v in arrays.items() if k != "learning_rate"}
+        ms.load_param_into_net(target, _parameters(arrays))
+        if full:
+            rng = entries[RNG_KEY]
+            np.random.set_state(_numpy_state(rng["numpy"]))
+            random.setstate(_python_state(rng["python"]))
+            ms.set_rng_state(ms.Tensor(np.array(rng["mindspore"], np.uint8)))
+        return meta
+
+    def versions(self) -> dict[str, str]:
+        return {"mindspore": ms.__version__, "mindspore_mode": self.mode,
+                "mindspore_amp_level": self.level}
+
+
+def _json_ready(state: tuple) -> list:
+    """``np.random.get_state()`` with its key array as a list."""
+    return [v.tolist() if isinstance(v, np.ndarray) else v for v in state]
+
+
+def _numpy_state(state: list) -> tuple:
+    return (state[0], np.array(state[1], np.uint32), *state[2:])
+
+
+def _python_state(state: list) -> tuple:
+    return (state[0], tuple(state[1]), state[2])
