@@ -1,0 +1,53 @@
+"""The ``fishbench`` command: ``fishbench compare PATH... [--sort KEY] [--filter k=v] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fishbench.compare import compare, render_text, write_csv, write_markdown, write_png
+from fishbench.errors import FishbenchError
+
+
+def _compare(args: argparse.Namespace) -> int:
+    table = compare(args.paths, args.filter, args.sort, args.reverse)
+    print(render_text(table), end="")
+    for path, write in ((args.csv, write_csv), (args.md, write_markdown), (args.png, write_png)):
+        if path is not None:
+            write(table, path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fishbench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    cmp = commands.add_parser(
+        "compare", help="compare runs and sweeps in one table",
+        description="Compare any mix of run dirs and sweep dirs: the config keys that differ "
+                    "between the runs, then their metrics. Failed and unfinished runs show their "
+                    "status.")
+    cmp.add_argument("paths", nargs="+", metavar="PATH", help="a run dir or a sweep dir")
+    cmp.add_argument("--sort", default="top1", metavar="KEY",
+                     help="column, config key or metric to sort by, best first: descending for "
+                          "top1/top5/best_top1/img_per_s, ascending otherwise (default: top1)")
+    cmp.add_argument("--reverse", action="store_true", help="reverse the --sort order")
+    cmp.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                     help="keep runs whose KEY equals VALUE (repeatable: different keys must all "
+                          "match, values given for one key are alternatives)")
+    cmp.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    cmp.add_argument("--md", metavar="FILE", help="also write the table as Markdown")
+    cmp.add_argument("--png", metavar="FILE", help="also plot top1 per epoch (and a heat map "
+                                                   "when exactly two keys differ)")
+    cmp.set_defaults(func=_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``fishbench`` command; a user error prints one paragraph and returns 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FishbenchError as err:
+        print(f"fishbench {args.command}: error: {err}", file=sys.stderr)
+        return 2

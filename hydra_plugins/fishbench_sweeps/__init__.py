@@ -1,0 +1,1 @@
+"""Hydra plugin: the repository's ``sweeps/`` folder as the config group ``sweep``."""
