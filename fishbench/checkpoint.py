@@ -6,6 +6,7 @@ file is written atomically, so an interrupted save never replaces a good checkpo
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,13 @@ class CheckpointPolicy:
         self.save_every = save_every
         self.keep_max = keep_max
 
+    def _link_last(self, tmp: Path) -> None:
+        tmp.unlink()
+        try:
+            os.link(self.last, tmp)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(self.last, tmp)
+
     def path(self, name: str) -> Path:
         return self.dir / f"{name}{self.suffix}"
 
@@ -34,13 +42,14 @@ class CheckpointPolicy:
         return self.path("last")
 
     def save(self, epoch: int, final: bool, is_best: bool, write: Callable[[Path], None]) -> None:
-        """Write ``last`` through ``write(tmp_path)``, then copy it to the other names due."""
+        """Write ``last`` through ``write(tmp_path)``, then link it to the other names due
+        (hard links: no extra disk; ``last`` is later replaced, never rewritten in place)."""
         atomic_write(self.last, write)
         names = ["best"] if is_best else []
         if epoch % self.save_every == 0 or final:
             names.append(f"epoch_{epoch:04d}")
         for name in names:
-            atomic_write(self.path(name), lambda tmp: shutil.copyfile(self.last, tmp))
+            atomic_write(self.path(name), self._link_last)
         for old in sorted(self.dir.glob(f"epoch_*{self.suffix}"))[: -self.keep_max]:
             old.unlink()
 

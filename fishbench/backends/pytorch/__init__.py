@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 
+import torch
 import torch.distributed as dist
 
 from fishbench.backends.pytorch.device import DIST_BACKENDS, check_device, import_torch_npu
@@ -28,6 +29,8 @@ def init_distributed(cfg) -> tuple[int, int, int]:
     """Join the process group set up by torch's elastic agent: (rank, world size, local rank)."""
     if cfg.device.name == "ascend":
         import_torch_npu()  # registers the npu device and the hccl backend
+    local_workers = int(os.environ["LOCAL_WORLD_SIZE"])
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_workers))  # as torchrun does
     dist.init_process_group(DIST_BACKENDS[cfg.device.name],
                             timeout=datetime.timedelta(seconds=int(cfg.world.timeout_s)))
     return dist.get_rank(), dist.get_world_size(), int(os.environ["LOCAL_RANK"])

@@ -1,0 +1,104 @@
+"""Data-parallel runs on the CPU (PyTorch DDP over gloo through torch's elastic agent)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TINY, metrics_of, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
+    """world=2 over a whole digits epoch: 1437 images, 64 per rank and step."""
+    run_dir = tmp_path_factory.mktemp("ddp") / "run"
+    run_cli(["world=2", "epochs=1", "batch_size=64", "warmup_epochs=0", "lr_init=0.02",
+             f"hydra.run.dir={run_dir}"])
+    return run_dir
+
+
+def test_world_2_shards_the_data_and_writes_one_run_dir(ddp_run: Path) -> None:
+    m = metrics_of(ddp_run)
+    assert (m["status"], m["world_size"], m["epochs"]) == ("completed", 2, 1)
+    assert m["steps"] == (1437 // 2) // 64  # each rank takes half of the shuffled epoch
+    assert m["img_per_s"] == pytest.approx(2 * m["img_per_s_per_device"])
+    assert sorted(p.name for p in ddp_run.parent.iterdir()) == ["run"]  # no extra Hydra dirs
+    for rank in (0, 1):
+        assert f"[rank {rank}]" in (ddp_run / f"rank{rank}.log").read_text()
+    assert (ddp_run / "checkpoints" / "last.pt").is_file()
+
+
+def test_world_2_metrics_equal_a_single_process_eval(ddp_run: Path, tmp_path: Path) -> None:
+    run_cli(["task=eval", f"ckpt_path={ddp_run}", f"hydra.run.dir={tmp_path}"])
+    single, ddp = metrics_of(tmp_path), metrics_of(ddp_run)
+    assert (single["top1"], single["top5"]) == pytest.approx((ddp["top1"], ddp["top5"]))
+
+
+def test_multirun_gives_each_job_its_own_workers(tmp_path: Path, fishbench_cache: Path) -> None:
+    run_cli(["-m", "world=2", "seed=1,2", *TINY, "max_steps_per_epoch=2",
+             f"hydra.sweep.dir={tmp_path}"])
+    for job in ("0", "1"):
+        m = metrics_of(tmp_path / job)
+        assert (m["status"], m["world_size"], m["steps"]) == ("completed", 2, 2)
+        assert (tmp_path / job / "rank1.log").is_file()
+
+
+def test_a_dead_worker_fails_the_run_and_resume_continues(tmp_path: Path,
+                                                          fishbench_cache: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["world=2", "epochs=3", "batch_size=16", "max_steps_per_epoch=3", "warmup_epochs=0",
+            "dataset.num_workers=0", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "run.py"), *args, "log_every_n_steps=1"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (run_dir / "history.csv").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    out = subprocess.run(["pgrep", "-f", f"fishbench.worker {run_dir}"], capture_output=True,
+                         text=True).stdout.split()
+    assert len(out) == 2, out
+    os.kill(int(max(out, key=int)), signal.SIGKILL)  # the younger worker: rank 1
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, output
+    m = metrics_of(run_dir)
+    assert m["status"] == "failed" and "Worker rank" in m["error"] and "resume=true" in m["error"]
+    run_cli([*args, "resume=true"])
+    m = metrics_of(run_dir)
+    assert (m["status"], m["epochs"], m["steps"]) == ("completed", 3, 9)
+
+
+def test_unreachable_master_times_out_naming_address_and_port(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_cli(["world.nnodes=2", "world.node_rank=1", "world.master_addr=127.0.0.1",
+                    f"world.master_port={port}", "world.timeout_s=3",
+                    f"hydra.run.dir={tmp_path}"], check=False, timeout=120)
+    assert proc.returncode == 2
+    assert f"127.0.0.1:{port}" in proc.stdout + proc.stderr
+    assert "world.timeout_s=3" in metrics_of(tmp_path)["error"]
+
+
+def test_more_processes_than_gpus_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from fishbench.backends.pytorch.device import check_device
+    from fishbench.config import DeviceConfig
+    from fishbench.errors import DeviceError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    check_device(DeviceConfig(name="gpu"), 1)
+    with pytest.raises(DeviceError, match="needs 2 device.*has 1"):
+        check_device(DeviceConfig(name="gpu"), 2)
+    with pytest.raises(DeviceError, match="device.id=3"):
+        check_device(DeviceConfig(name="gpu", id=3), 1)
