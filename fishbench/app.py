@@ -18,9 +18,12 @@ import fishbench
 from fishbench.backends import load_backend
 from fishbench.checkpoint import CheckpointPolicy, resolve_checkpoint
 from fishbench.config import RunConfig, validate
+from fishbench.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.data.spec import load_data_spec
 from fishbench.engine import Progress, fit
 from fishbench.errors import CheckpointError, FishbenchError
+from fishbench.export import export_model
+from fishbench.infer import infer_onnx
 from fishbench.launch import launch
 from fishbench.results import METRICS_FILE, RunRecorder, atomic_write_text
 
@@ -81,15 +84,20 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
         raise
     if recorder is not None:
         recorder.finish("completed", images_skipped=trainer.images_skipped, **results)
-    return float(results["top1"])
+    return float(results.get("top1", math.nan))
 
 
 def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: Path) -> dict[str, Any]:
     suffixes = (trainer.checkpoint_suffix,)
+    weights = tuple(dict.fromkeys((*suffixes, TORCH_SUFFIX, MINDSPORE_SUFFIX)))  # either backend's
+    if config.task == "infer":
+        return infer_onnx(config, trainer.spec)
+    if config.task in ("eval", "export") and config.ckpt_path is None:
+        raise CheckpointError(f"task={config.task} needs ckpt_path=<checkpoint file or run dir>.")
+    if config.task == "export":
+        return export_model(config, trainer, resolve_checkpoint(config.ckpt_path, weights), run_dir)
     if config.task == "eval":
-        if config.ckpt_path is None:
-            raise CheckpointError("task=eval needs ckpt_path=<checkpoint file or run dir>.")
-        meta = trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, suffixes), full=False)
+        meta = trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, weights), full=False)
         top1, top5 = trainer.evaluate().percent()[:2]
         log.info("eval of %s: top1 %.2f  top5 %.2f", config.ckpt_path, top1, top5)
         return {"top1": top1, "top5": top5, "epochs": meta.get("epoch", 0),
@@ -106,7 +114,7 @@ def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: 
         progress = Progress(meta["epoch"], meta["global_step"], meta["best_top1"], meta["best_epoch"])
         log.info("resumed from %s at epoch %d, step %d", source, progress.epoch, progress.global_step)
     elif config.ckpt_path is not None:
-        trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, suffixes), full=False)
+        trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, weights), full=False)
         log.info("starting from the weights of %s", config.ckpt_path)
     return fit(trainer, recorder, policy, progress)
 

@@ -22,7 +22,6 @@ TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 # What MindSpore's GPU plugin (built for CUDA 11.1/11.6) loads, and what each library belongs to.
 GPU_LIBRARIES = (("libcuda.so.1", "the NVIDIA driver"), ("libcudart.so.11.0", "the CUDA 11.x runtime"),
                  ("libcudnn.so.8", "cuDNN 8"))
-DEFAULT_MODE = {"cpu": "pynative", "gpu": "graph", "ascend": "graph"}
 DEFAULT_AMP_LEVEL = {"cpu": "O0", "gpu": "O2", "ascend": "O3"}
 
 
@@ -82,8 +81,9 @@ def check_device(cfg: RunConfig) -> None:
 
 
 def execution_mode(cfg: RunConfig) -> str:
-    """``backend.mode``, or the device's default: graph on GPU/Ascend, pynative on the CPU."""
-    return cfg.backend.mode or DEFAULT_MODE[cfg.device.name]
+    """``backend.mode``, or graph: on GPU/Ascend as the model zoo, and on the CPU too, where a
+    FishNet99 step ran faster than in PyNative and the compile paid off within the first epoch."""
+    return cfg.backend.mode or "graph"
 
 
 def amp_level(cfg: RunConfig) -> str:

@@ -16,6 +16,7 @@ from fishbench.backends.pytorch.device import amp_dtype, select_device, synchron
 from fishbench.backends.pytorch.loader import batches, build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
+from fishbench.crossckpt import MINDSPORE_SUFFIX, foreign_weights
 from fishbench.data.spec import DataSpec
 from fishbench.engine import StepLogger, Trainer, check_meta
 from fishbench.errors import CheckpointError
@@ -133,6 +134,10 @@ class TorchTrainer(Trainer):
                             "python": random.getstate()}}, path)
 
     def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
+        if path.suffix == MINDSPORE_SUFFIX:  # written by the MindSpore backend: weights only
+            arrays, meta = foreign_weights(path, self.cfg, full)
+            self.model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+            return meta
         try:
             saved = torch.load(path, map_location="cpu", weights_only=False)
             meta = saved["meta"]
