@@ -115,10 +115,13 @@ def test_pytorch_evaluates_a_mindspore_checkpoint_to_the_same_top1(
     assert (m["top1"], m["top5"]) == pytest.approx((trained["top1"], trained["top5"]))
 
 
-def test_resume_across_backends_is_refused(ms_run: Path, digits60: Path, tmp_path: Path) -> None:
-    proc = cli(digits60, tmp_path, "backend=pytorch", *RUN, "resume=true",
-               f"ckpt_path={ms_run}/checkpoints/last.ckpt", check=False)
-    assert proc.returncode == 2 and "same backend" in proc.stdout + proc.stderr
+def test_resume_across_backends_is_refused(ms_run: Path) -> None:
+    from fishbench.crossckpt import foreign_weights
+    from fishbench.errors import CheckpointError
+
+    cfg = validate(OmegaConf.create({"backend": {"name": "pytorch"}, "resume": True}))
+    with pytest.raises(CheckpointError, match="same backend"):
+        foreign_weights(ms_run / "checkpoints" / "last.ckpt", cfg, full=True)
 
 
 @pytest.mark.parametrize("backend", ["mindspore", "pytorch"])
@@ -188,10 +191,11 @@ def test_eval_transform_gives_the_same_tensor_in_both_pipelines() -> None:
     from fishbench.infer import eval_array
 
     t = EvalTransform(resize=256, size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-    jpeg = sorted((SHARED / "data" / "imagenet-sample").glob("*.JPEG"))[0]
-    image: Image.Image = load_rgb(str(jpeg))
-    expected = torch_eval_ops(t)(image).numpy()
-    [got] = msds.transforms.Compose(ms_eval_ops(t))(np.asarray(image))
-    assert got.shape == expected.shape == (3, 224, 224)
-    assert np.abs(got - expected).max() < 1e-5
-    assert np.abs(eval_array(image, t) - expected).max() < 1e-5
+    for jpeg in sorted((SHARED / "data" / "imagenet-sample").glob("*.JPEG"))[:10]:
+        image: Image.Image = load_rgb(str(jpeg))
+        expected = torch_eval_ops(t)(image).numpy()
+        [got] = msds.transforms.Compose(ms_eval_ops(t))(np.asarray(image))
+        assert got.shape == expected.shape == (3, 224, 224)
+        # Both resample through PIL: the same tensor, far within rounding of the resize.
+        assert np.abs(got - expected).max() < 1e-6
+        assert np.abs(eval_array(image, t) - expected).max() < 1e-6

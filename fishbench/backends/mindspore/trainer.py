@@ -115,11 +115,6 @@ class MindSporeTrainer(Trainer):
             acc.update(logits.astype(np.float32), labels)
         return acc
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Eval-mode logits of a batch (parity checks between backends)."""
-        self.net.set_train(False)
-        return self.net(ms.Tensor(images)).asnumpy().astype(np.float32)
-
     def save_checkpoint(self, path: Path, meta: dict[str, Any]) -> None:
         rng = {"numpy": _json_ready(np.random.get_state()), "python": random.getstate(),
                "mindspore": ms.get_rng_state().asnumpy().tolist()}
