@@ -38,3 +38,21 @@ def run_cli(args: list[str], cwd: Path = REPO, check: bool = True,
 
 def metrics_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One torch intra-op thread for a test module (request it with
+    ``pytestmark = pytest.mark.usefixtures("single_torch_thread")``): tiny inputs on a shared
+    CPU, where more threads only add contention. Restores the thread count afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def n_params(model) -> int:
+    """Number of parameters (elements) of a torch.nn.Module."""
+    return sum(p.numel() for p in model.parameters())

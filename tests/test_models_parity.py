@@ -10,6 +10,7 @@ ms = pytest.importorskip("mindspore", reason="MindSpore is not installed: the Py
                          "MindSpore parity tests need both frameworks (pip install mindspore)")
 torch = pytest.importorskip("torch", reason="the parity tests need torch")
 
+from conftest import n_params  # noqa: E402
 from fishbench import convert  # noqa: E402
 from fishbench.backends.mindspore.models import build_model as build_ms  # noqa: E402
 from fishbench.backends.pytorch.models import build_model as build_torch  # noqa: E402
@@ -18,14 +19,7 @@ MODELS = ["fishnet99", "resnet50"]
 NUM_CLASSES = 10
 REL_TOL = 1e-4
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_torch_thread():
-    """Tiny inputs on a shared CPU: intra-op threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,6 +57,12 @@ def randomize_batch_norm(model: torch.nn.Module, seed: int) -> None:
                 m.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
                 m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
                 m.num_batches_tracked.fill_(7)
+
+
+def assert_exact_copies(back: dict[str, np.ndarray], original: dict[str, np.ndarray]) -> None:
+    """Every array of ``original`` came back under its name with the same dtype and values."""
+    for k, v in original.items():
+        assert back[k].dtype == v.dtype and np.array_equal(back[k], v), k
 
 
 def ms_params(net) -> dict[str, np.ndarray]:
@@ -107,7 +107,7 @@ def pair(request):
 
 def test_parameter_counts_match(pair) -> None:
     name, model, net = pair
-    n_torch = sum(p.numel() for p in model.parameters())
+    n_torch = n_params(model)
     n_ms = sum(int(np.prod(p.shape)) for p in net.trainable_params())
     assert n_ms == n_torch
     assert len(net.trainable_params()) == len(list(model.parameters()))
@@ -136,8 +136,7 @@ def test_round_trip_torch_mindspore_torch_is_exact(pair) -> None:
              if not k.endswith("num_batches_tracked")}
     back = convert.mindspore_params_to_torch(convert.torch_state_to_mindspore(state, name), name)
     assert list(back) == list(state)
-    for k, v in state.items():
-        assert back[k].dtype == v.dtype and np.array_equal(back[k], v), k
+    assert_exact_copies(back, state)
 
 
 def test_round_trip_mindspore_torch_mindspore_is_exact(pair) -> None:
@@ -145,8 +144,7 @@ def test_round_trip_mindspore_torch_mindspore_is_exact(pair) -> None:
     params = ms_params(net)
     back = convert.torch_state_to_mindspore(convert.mindspore_params_to_torch(params, name), name)
     assert set(back) == set(params)
-    for k, v in params.items():
-        assert back[k].dtype == v.dtype and np.array_equal(back[k], v), k
+    assert_exact_copies(back, params)
 
 
 def test_batch_norm_names(pair) -> None:

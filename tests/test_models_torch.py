@@ -5,20 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
 
+from conftest import n_params  # noqa: E402
 from fishbench.backends.pytorch.models import build_model  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_torch_thread():
-    """Tiny inputs on a shared CPU: intra-op threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,11 @@ from typing import Sequence
 from mindspore import Tensor, nn, ops
 from mindspore.common.initializer import HeNormal, Uniform
 
-#: Output channels of the stem followed by the 10 fish stages (3 tail, bridge, 3 body, 3 head).
-NETWORK_PLANES: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600)
-#: Residual blocks in each of the 10 fish stages.
-NUM_RES_BLOCKS: tuple[int, ...] = (2, 2, 6, 2, 1, 1, 1, 1, 2, 2)
-#: Transfer blocks of the 3 body stages followed by the 3 head stages.
-NUM_TRANSFER_BLOCKS: tuple[int, ...] = (1, 1, 1, 1, 1, 4)
-#: The input side must be a multiple of this (total down-sampling of the network).
-SIDE_MULTIPLE = 32
+# The FishNet99 constants, the stage plan and the input-side check (compiled into ``construct``
+# in Graph mode) are shared with the PyTorch model.
+from fishbench.backends.fishnet_plan import (  # noqa: F401  (SIDE_MULTIPLE: re-exported)
+    NETWORK_PLANES, NUM_RES_BLOCKS, NUM_TRANSFER_BLOCKS, SIDE_MULTIPLE, check_input_side,
+    fishnet_plan)
 
 
 def conv2d(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0,
@@ -227,13 +224,6 @@ class Classifier(nn.Cell):
         return ops.flatten(self.fc(x))
 
 
-def check_input_side(h: int, w: int) -> None:
-    """Raise ValueError unless both sides are multiples of 32 and at least 32."""
-    if h < SIDE_MULTIPLE or w < SIDE_MULTIPLE or h % SIDE_MULTIPLE != 0 or w % SIDE_MULTIPLE != 0:
-        raise ValueError("FishNet needs input sides that are multiples of 32 (>= 32), got "
-                         + str(h) + "x" + str(w))
-
-
 class FishNet(nn.Cell):
     """FishNet with 3 tail, 1 bridge, 3 body and 3 head stages (FishNet99 by default)."""
 
@@ -242,30 +232,16 @@ class FishNet(nn.Cell):
                  num_res_blocks: Sequence[int] = NUM_RES_BLOCKS,
                  num_transfer_blocks: Sequence[int] = NUM_TRANSFER_BLOCKS) -> None:
         super().__init__()
-        p, r, t = list(network_planes), list(num_res_blocks), list(num_transfer_blocks)
-        if len(p) != 11 or len(r) != 10 or len(t) != 6:
-            raise ValueError("expected 11 network_planes, 10 num_res_blocks, 6 num_transfer_blocks")
-        self.stem = Stem(p[0])
-        # tail: stem (p0) -> p1 -> p2 -> p3, each halving the side
-        self.tail = nn.CellList([TailStage(p[i], p[i + 1], r[i]) for i in range(3)])
-        self.bridge = Bridge(p[4], r[3])
-        tail_ch = [p[0], p[1], p[2]]  # channels of the features the body stages receive
-        # body: up-sample 3 times, each concatenating the tail feature of its resolution
-        body, ch = [], p[4]
-        for j in range(3):
-            skip_ch = tail_ch[2 - j]
-            body.append(BodyStage(ch, p[5 + j], r[4 + j], skip_ch, t[j], dilation=2 ** j))
-            ch = p[5 + j] + skip_ch
-        self.body = nn.CellList(body)
-        # head: down-sample 3 times, each concatenating the body/bridge feature of its resolution
-        body_out_ch = [p[4], p[5] + tail_ch[2], p[6] + tail_ch[1]]  # bridge, body0, body1
-        head = []
-        for j in range(3):
-            skip_ch = body_out_ch[2 - j]
-            head.append(HeadStage(ch, p[8 + j], r[7 + j], skip_ch, t[3 + j]))
-            ch = p[8 + j] + skip_ch
-        self.head = nn.CellList(head)
-        self.classifier = Classifier(ch, num_classes)
+        plan = fishnet_plan(network_planes, num_res_blocks, num_transfer_blocks)
+        self.stem = Stem(plan.stem_ch)
+        self.tail = nn.CellList([TailStage(s.in_ch, s.out_ch, s.blocks) for s in plan.tail])
+        self.bridge = Bridge(plan.bridge.out_ch, plan.bridge.blocks)
+        self.body = nn.CellList([BodyStage(s.in_ch, s.out_ch, s.blocks, s.skip_ch,
+                                           s.transfer_blocks, dilation=s.dilation)
+                                 for s in plan.body])
+        self.head = nn.CellList([HeadStage(s.in_ch, s.out_ch, s.blocks, s.skip_ch,
+                                           s.transfer_blocks) for s in plan.head])
+        self.classifier = Classifier(plan.classifier_in_ch, num_classes)
 
     def construct(self, x: Tensor) -> Tensor:
         check_input_side(x.shape[2], x.shape[3])

@@ -21,14 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Output channels of the stem followed by the 10 fish stages (3 tail, bridge, 3 body, 3 head).
-NETWORK_PLANES: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600)
-#: Residual blocks in each of the 10 fish stages.
-NUM_RES_BLOCKS: tuple[int, ...] = (2, 2, 6, 2, 1, 1, 1, 1, 2, 2)
-#: Transfer blocks of the 3 body stages followed by the 3 head stages.
-NUM_TRANSFER_BLOCKS: tuple[int, ...] = (1, 1, 1, 1, 1, 4)
-#: The input side must be a multiple of this (total down-sampling of the network).
-SIDE_MULTIPLE = 32
+# The FishNet99 constants and the stage plan are shared with the MindSpore model.
+from fishbench.backends.fishnet_plan import (  # noqa: F401  (SIDE_MULTIPLE: re-exported)
+    NETWORK_PLANES, NUM_RES_BLOCKS, NUM_TRANSFER_BLOCKS, SIDE_MULTIPLE, check_input_side,
+    fishnet_plan)
 
 
 class PreActBottleneck(nn.Module):
@@ -220,30 +216,16 @@ class FishNet(nn.Module):
                  num_res_blocks: Sequence[int] = NUM_RES_BLOCKS,
                  num_transfer_blocks: Sequence[int] = NUM_TRANSFER_BLOCKS) -> None:
         super().__init__()
-        p, r, t = list(network_planes), list(num_res_blocks), list(num_transfer_blocks)
-        if len(p) != 11 or len(r) != 10 or len(t) != 6:
-            raise ValueError("expected 11 network_planes, 10 num_res_blocks, 6 num_transfer_blocks")
-        self.stem = Stem(p[0])
-        # tail: stem (p0) -> p1 -> p2 -> p3, each halving the side
-        self.tail = nn.ModuleList([TailStage(p[i], p[i + 1], r[i]) for i in range(3)])
-        self.bridge = Bridge(p[4], r[3])
-        tail_ch = [p[0], p[1], p[2]]  # channels of the features the body stages receive
-        # body: up-sample 3 times, each concatenating the tail feature of its resolution
-        body, ch = [], p[4]
-        for j in range(3):
-            skip_ch = tail_ch[2 - j]
-            body.append(BodyStage(ch, p[5 + j], r[4 + j], skip_ch, t[j], dilation=2 ** j))
-            ch = p[5 + j] + skip_ch
-        self.body = nn.ModuleList(body)
-        # head: down-sample 3 times, each concatenating the body/bridge feature of its resolution
-        body_out_ch = [p[4], p[5] + tail_ch[2], p[6] + tail_ch[1]]  # bridge, body0, body1
-        head = []
-        for j in range(3):
-            skip_ch = body_out_ch[2 - j]
-            head.append(HeadStage(ch, p[8 + j], r[7 + j], skip_ch, t[3 + j]))
-            ch = p[8 + j] + skip_ch
-        self.head = nn.ModuleList(head)
-        self.classifier = Classifier(ch, num_classes)
+        plan = fishnet_plan(network_planes, num_res_blocks, num_transfer_blocks)
+        self.stem = Stem(plan.stem_ch)
+        self.tail = nn.ModuleList([TailStage(s.in_ch, s.out_ch, s.blocks) for s in plan.tail])
+        self.bridge = Bridge(plan.bridge.out_ch, plan.bridge.blocks)
+        self.body = nn.ModuleList([BodyStage(s.in_ch, s.out_ch, s.blocks, s.skip_ch,
+                                             s.transfer_blocks, dilation=s.dilation)
+                                   for s in plan.body])
+        self.head = nn.ModuleList([HeadStage(s.in_ch, s.out_ch, s.blocks, s.skip_ch,
+                                             s.transfer_blocks) for s in plan.head])
+        self.classifier = Classifier(plan.classifier_in_ch, num_classes)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -260,10 +242,7 @@ class FishNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        if h < SIDE_MULTIPLE or w < SIDE_MULTIPLE or h % SIDE_MULTIPLE or w % SIDE_MULTIPLE:
-            raise ValueError(f"FishNet needs input sides that are multiples of {SIDE_MULTIPLE} "
-                             f"(>= {SIDE_MULTIPLE}), got {h}x{w}")
+        check_input_side(x.shape[-2], x.shape[-1])
         s4 = self.stem(x)                    # p0   @ side/4
         s8 = self.tail[0](s4)                # p1   @ side/8
         s16 = self.tail[1](s8)               # p2   @ side/16
