@@ -159,6 +159,17 @@ def test_missing_device_runtime_stops_before_any_work(device: str, phrases: tupl
     assert m["status"] == "failed" and not (tmp_path / "checkpoints").exists()
 
 
+def test_dynamic_loss_scale_on_the_cpu_is_refused_before_any_work() -> None:
+    from fishbench.backends.mindspore import check_runtime
+    from fishbench.errors import ConfigError
+
+    cfg = validate(OmegaConf.create({"backend": {"name": "mindspore", "amp_level": "O2"}}))
+    with pytest.raises(ConfigError, match="loss_scale=1024"):
+        check_runtime(cfg)
+    cfg.loss_scale = 1024.0
+    check_runtime(cfg)
+
+
 def test_optimizer_learning_rate_is_the_shared_schedule(fishbench_cache: Path) -> None:
     """The LR the Momentum optimizer applies at a step is ``lr_per_step``'s (PyTorch sets its
     param groups from the same array): warm-up, cosine and its rise after T_max."""

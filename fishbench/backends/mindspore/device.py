@@ -46,7 +46,13 @@ def _missing_libraries(libraries: tuple[tuple[str, str], ...]) -> list[str]:
 
 
 def check_device(cfg: RunConfig) -> None:
-    """Stop with what is missing when MindSpore cannot use ``cfg.device`` on this host."""
+    """Stop with what is missing when MindSpore cannot run ``cfg`` on this host."""
+    if cfg.device.name == "cpu" and amp_level(cfg) != "O0" and cfg.loss_scale is None:
+        raise ConfigError(
+            f"loss_scale=null asks for a dynamic loss scale, which MindSpore cannot run on the "
+            f"CPU (backend.amp_level={amp_level(cfg)}). Set loss_scale=1024 (the recipes' fixed "
+            "scale) or backend.amp_level=O0."
+        )
     if cfg.world.size > 1:
         raise ConfigError(
             f"backend=mindspore runs on one device per run for now, but world has "

@@ -21,7 +21,6 @@ from fishbench.crossckpt import (MINDSPORE_META_KEY, TORCH_SUFFIX, foreign_weigh
                                  read_mindspore_checkpoint)
 from fishbench.data.spec import DataSpec
 from fishbench.engine import StepLogger, Trainer, check_meta
-from fishbench.errors import ConfigError
 from fishbench.metrics import Accuracy
 from fishbench.schedule import lr_per_step
 
@@ -73,12 +72,6 @@ class MindSporeTrainer(Trainer):
         if self.cfg.loss_scale is not None:
             scale = float(self.cfg.loss_scale)
             return ms.FixedLossScaleManager(scale, drop_overflow_update=False), scale
-        if self.cfg.device.name == "cpu":
-            raise ConfigError(
-                f"loss_scale=null asks for a dynamic loss scale, which MindSpore cannot run on "
-                f"the CPU (backend.amp_level={self.level}). Set loss_scale=1024 (the recipes' "
-                "fixed scale) or backend.amp_level=O0."
-            )
         return ms.DynamicLossScaleManager(DYNAMIC_LOSS_SCALE, 2, 2000), 1.0
 
     @property
