@@ -69,9 +69,9 @@ class ImageBatches:
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
-        # Random ops draw from the pipeline seed: one per (seed, epoch), so a resumed run
-        # augments its remaining epochs exactly as an uninterrupted one.
-        ds.config.set_seed((self.seed * 100_003 + epoch) % 2**32)
+        if self.train:
+            # One pipeline seed per (seed, epoch): a resumed run augments as an uninterrupted one.
+            ds.config.set_seed((self.seed * 100_003 + epoch) % 2**32)
         workers = max(self.workers, 1)
         data = ds.GeneratorDataset(self.source, COLUMNS, sampler=ds.SubsetSampler(
             self._order(epoch).tolist()), num_parallel_workers=workers,
