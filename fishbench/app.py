@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from fishbench.engine import Progress, fit
 from fishbench.errors import CheckpointError, FishbenchError
 from fishbench.export import export_model
 from fishbench.infer import infer_onnx
-from fishbench.launch import launch
+from fishbench.launch import launch, slurm_worker_env
 from fishbench.results import METRICS_FILE, RunRecorder, atomic_write_text
 
 log = logging.getLogger("fishbench")
@@ -41,6 +42,10 @@ def main(cfg: DictConfig) -> float:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         config = validate(cfg)
+        slurm_env = slurm_worker_env(config.world)
+        if slurm_env is not None:  # Slurm started this task as one worker of the world
+            os.environ.update(slurm_env)
+            return run_worker(cfg, run_dir)
         if config.world.size > 1:
             return run_workers(config, cfg, run_dir)
         return run(cfg, run_dir)
@@ -64,6 +69,33 @@ def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
     launch(config, cfg, run_dir)
     path = run_dir / METRICS_FILE
     return float(json.loads(path.read_text())["top1"]) if path.exists() else math.nan
+
+
+def run_worker(cfg: DictConfig, run_dir: Path) -> float:
+    """One data-parallel worker: join the process group, log to ``rank<r>.log``, run its share."""
+    backend = load_backend(str(cfg.backend.name))
+    rank, world_size, local_rank = backend.init_distributed(cfg)
+    log_to_rank_file(run_dir, rank)
+    try:
+        return run(cfg, run_dir, rank, world_size, local_rank)
+    except Exception:
+        log.exception("worker rank %d failed", rank)
+        raise
+    finally:
+        backend.shutdown_distributed()
+
+
+def log_to_rank_file(run_dir: Path, rank: int) -> None:
+    """Log to ``run_dir/rank<r>.log``; only rank 0 also prints progress to the terminal."""
+    fmt = logging.Formatter(f"[%(asctime)s][rank {rank}][%(name)s][%(levelname)s] - %(message)s")
+    console = logging.StreamHandler(sys.stdout)
+    console.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    root = logging.getLogger()
+    root.handlers[:] = []
+    for handler in (logging.FileHandler(run_dir / f"rank{rank}.log"), console):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,

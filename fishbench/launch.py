@@ -8,6 +8,7 @@ process wrote into the run dir and calls :func:`fishbench.app.run` with its rank
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -61,6 +62,29 @@ def launch(config: RunConfig, cfg: DictConfig, run_dir: Path) -> None:
         _torch_elastic(config.world, port, run_dir)
     else:
         _msrun(config.world, port, run_dir)
+
+
+def slurm_worker_env(world: WorldConfig) -> dict[str, str] | None:
+    """torch.distributed's variables for a task of Hydra's submitit Slurm launcher started as one
+    task per device (``hydra/launcher=slurm``); ``None`` when not under such a launcher.
+
+    Slurm is then the launcher: the task's rank, local rank and the master (the job's first node)
+    come from Slurm, and the task runs as a worker itself.
+    """
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or int(os.environ.get("SLURM_NTASKS", "1")) == 1:
+        return None
+    from submitit import JobEnvironment  # installed with hydra-submitit-launcher
+
+    job = JobEnvironment()
+    if job.num_tasks != world.size:
+        raise LaunchError(
+            f"Slurm started {job.num_tasks} tasks, but the world has {world.size} processes "
+            f"(world.nnodes={world.nnodes} x world.nproc_per_node={world.nproc_per_node}). Use "
+            "hydra/launcher=slurm, which asks Slurm for one task per device of the world."
+        )
+    return {"RANK": str(job.global_rank), "LOCAL_RANK": str(job.local_rank),
+            "WORLD_SIZE": str(world.size), "LOCAL_WORLD_SIZE": str(world.nproc_per_node),
+            "MASTER_ADDR": job.hostnames[0], "MASTER_PORT": str(world.master_port or 29500)}
 
 
 def _torch_elastic(world: WorldConfig, port: int, run_dir: Path) -> None:

@@ -102,3 +102,41 @@ def test_more_processes_than_gpus_is_refused(monkeypatch: pytest.MonkeyPatch) ->
         check_device(DeviceConfig(name="gpu"), 2)
     with pytest.raises(DeviceError, match="device.id=3"):
         check_device(DeviceConfig(name="gpu", id=3), 1)
+
+
+SLURM_TASK = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "77", "SLURM_NTASKS": "4",
+              "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1", "SLURM_PROCID": "3",
+              "SLURM_LOCALID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]"}
+
+
+def test_a_slurm_task_per_device_becomes_that_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("submitit", reason="needs the slurm extra (hydra-submitit-launcher)")
+    from fishbench.config import WorldConfig
+    from fishbench.launch import LaunchError, slurm_worker_env
+
+    assert slurm_worker_env(WorldConfig(nproc_per_node=2, nnodes=2)) is None  # not under Slurm
+    for key, value in SLURM_TASK.items():
+        monkeypatch.setenv(key, value)
+    env = slurm_worker_env(WorldConfig(nproc_per_node=2, nnodes=2))
+    assert env == {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2",
+                   "MASTER_ADDR": "gpu07", "MASTER_PORT": "29500"}
+    with pytest.raises(LaunchError, match="Slurm started 4 tasks.*hydra/launcher=slurm"):
+        slurm_worker_env(WorldConfig(nproc_per_node=8, nnodes=1))
+
+
+def test_slurm_launcher_asks_for_one_task_per_device() -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                        reason="needs the slurm extra (hydra-submitit-launcher)")
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from fishbench.config import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", "experiment=resnet50_8dev",
+                                           "dataset.root=/d", "world.nnodes=2"],
+                      return_hydra_config=True)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (2, 8, 8)
