@@ -124,7 +124,8 @@ def _msrun(world: WorldConfig, port: int, run_dir: Path) -> None:
            f"--master_addr={world.master_addr}", f"--master_port={port}",
            f"--node_rank={world.node_rank}", f"--log_dir={run_dir / 'msrun_logs'}",
            "--join=True", f"--cluster_time_out={world.timeout_s}", str(worker), str(run_dir)]
-    code = subprocess.call(cmd)
+    quiet = {"GLOG_v": os.environ.get("GLOG_v", "2")}  # MindSpore's own INFO lines off
+    code = subprocess.call(cmd, env={**os.environ, **quiet})
     if code != 0:
         raise LaunchError(
             f"msrun exited with code {code}: a worker failed or the cluster did not form within "

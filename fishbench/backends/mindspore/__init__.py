@@ -18,3 +18,26 @@ def check_runtime(cfg: RunConfig, local_rank: int = 0) -> None:
     from fishbench.backends.mindspore.device import check_device
 
     check_device(cfg)
+
+
+def init_distributed(cfg) -> tuple[int, int, int]:
+    """Join the cluster that ``msrun`` set up and train data-parallel (gradients averaged):
+    returns (rank, world size, local rank)."""
+    import mindspore as ms
+    from mindspore.communication import get_group_size, get_local_rank, get_rank, init
+
+    from fishbench.backends.mindspore.device import configure
+    from fishbench.config import validate
+
+    config = validate(cfg)
+    configure(config)  # the device target must be set before init()
+    init()
+    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL,
+                                 gradients_mean=True)
+    return get_rank(), get_group_size(), get_local_rank()
+
+
+def shutdown_distributed() -> None:
+    from mindspore.communication import release
+
+    release()

@@ -53,11 +53,6 @@ def check_device(cfg: RunConfig) -> None:
             f"CPU (backend.amp_level={amp_level(cfg)}). Set loss_scale=1024 (the recipes' fixed "
             "scale) or backend.amp_level=O0."
         )
-    if cfg.world.size > 1:
-        raise ConfigError(
-            f"backend=mindspore runs on one device per run for now, but world has "
-            f"{cfg.world.size} processes. Use world=1 (device.id picks the card) or backend=pytorch."
-        )
     device = cfg.device.name
     if device == "gpu" and not ms.device_context.gpu.is_available():
         missing = _missing_libraries(GPU_LIBRARIES) or ["a library the plugin needs"]
@@ -100,17 +95,24 @@ def amp_level(cfg: RunConfig) -> str:
     return DEFAULT_AMP_LEVEL[cfg.device.name] if cfg.amp else "O0"
 
 
-def configure(cfg: RunConfig, local_rank: int = 0) -> None:
-    """Select the device, the execution mode and the seed of this process."""
-    index = cfg.device.id if cfg.world.size == 1 else local_rank
-    if cfg.device.name == "cpu":
-        ms.set_device(TARGETS["cpu"])
+_configured = False  # MindSpore's device is set once per process
+
+
+def configure(cfg: RunConfig) -> None:
+    """Select the device, the execution mode and the seed of this process (once: MindSpore's
+    device cannot change later). Under ``msrun`` each worker's card follows its local rank."""
+    global _configured
+    if _configured:
+        return
+    if cfg.device.name == "cpu" or cfg.world.size > 1:
+        ms.set_device(TARGETS[cfg.device.name])
     else:
-        ms.set_device(TARGETS[cfg.device.name], index)
+        ms.set_device(TARGETS[cfg.device.name], cfg.device.id)
     mode = execution_mode(cfg)
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
-    ms.set_seed(cfg.seed)
+    ms.set_seed(cfg.seed)  # the same initial weights on every data-parallel rank
     _absorb_numpy_abi_error()
+    _configured = True
 
 
 def _absorb_numpy_abi_error() -> None:

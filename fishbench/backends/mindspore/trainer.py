@@ -47,7 +47,7 @@ class MindSporeTrainer(Trainer):
     def __init__(self, cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1,
                  local_rank: int = 0) -> None:
         super().__init__(cfg, spec, rank, world_size)
-        configure(cfg, local_rank)
+        configure(cfg)
         self.mode, self.level = execution_mode(cfg), amp_level(cfg)
         self.net = build_model(cfg.model.name, spec.num_classes)
         self.train_batches, self.val_batches = build_batches(
@@ -93,9 +93,11 @@ class MindSporeTrainer(Trainer):
             losses.append(loss)
             self.images_skipped += int(skipped.sum())
             logger.step(epoch, i, first_step + i + 1, float(lrs[first_step + i]), loss)
-        return float(ms.ops.stack(losses).astype(ms.float32).mean())
+        mean = ms.ops.stack(losses).astype(ms.float32).mean()
+        return float(self._all_reduce(mean)) / self.world_size
 
     def evaluate(self) -> Accuracy:
+        self._use_rank0_batchnorm_statistics()
         self.net.set_train(False)
         acc = Accuracy()
         size = self.cfg.batch_size
@@ -106,7 +108,22 @@ class MindSporeTrainer(Trainer):
                                                           images.dtype)])
             logits = self.net(ms.from_numpy(images)).asnumpy()[:n]
             acc.update(logits.astype(np.float32), labels)
-        return acc
+        counts = self._all_reduce(ms.Tensor(acc.counts, ms.float32)).asnumpy()
+        return Accuracy.from_counts([round(float(c)) for c in counts])
+
+    def _use_rank0_batchnorm_statistics(self) -> None:
+        """Give every rank rank 0's BatchNorm running statistics (what PyTorch DDP's buffer
+        broadcast does), so that the ranks evaluate, and rank 0 saves, one model."""
+        if self.world_size == 1:
+            return
+        for param in self.net.get_parameters():
+            if param.name.endswith((".moving_mean", ".moving_variance")):
+                mine = param.value() if self.rank == 0 else ms.ops.zeros_like(param.value())
+                param.set_data(self._all_reduce(mine))
+
+    def _all_reduce(self, values: ms.Tensor) -> ms.Tensor:
+        """Sum over the ranks of a data-parallel run (``values`` itself on one process)."""
+        return ms.ops.AllReduce()(values) if self.world_size > 1 else values
 
     def save_checkpoint(self, path: Path, meta: dict[str, Any]) -> None:
         rng = {"numpy": _json_ready(np.random.get_state()), "python": random.getstate(),
