@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import math
@@ -9,7 +10,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -102,28 +103,42 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
         local_rank: int = 0) -> float:
     """One process's share of the run (the whole run when ``world_size`` is 1)."""
     config = validate(cfg)
+    if config.task == "infer":  # an exported ONNX file: onnxruntime only, no framework
+        spec = load_data_spec(config)
+        versions = {"onnxruntime": importlib.metadata.version("onnxruntime")}
+        return recorded(run_dir, config, versions, lambda _: infer_onnx(config, spec))
     backend = load_backend(config.backend.name)
     backend.check_runtime(config)
     spec = load_data_spec(config)
     config.model.num_classes = spec.num_classes
     trainer = backend.create_trainer(config, spec, rank, world_size, local_rank)
-    recorder = RunRecorder(run_dir, run_info(config, trainer.versions())) if rank == 0 else None
-    try:
+
+    def task(recorder: RunRecorder | None) -> dict[str, Any]:
         results = run_task(config, trainer, recorder, run_dir)
+        return {"images_skipped": trainer.images_skipped, **results}
+
+    return recorded(run_dir, config, trainer.versions(), task, writes=rank == 0)
+
+
+def recorded(run_dir: Path, config: RunConfig, versions: dict[str, str],
+             task: Callable[[RunRecorder | None], dict[str, Any]], writes: bool = True) -> float:
+    """Run ``task`` with a recorder of ``run_dir`` (none on ranks that do not ``write``), mark
+    the run completed or failed, and return its top1."""
+    if not writes:
+        return float(task(None).get("top1", math.nan))
+    recorder = RunRecorder(run_dir, run_info(config, versions))
+    try:
+        results = task(recorder)
     except BaseException as err:
-        if recorder is not None:
-            recorder.finish("failed", error=str(err) or type(err).__name__)
+        recorder.finish("failed", error=str(err) or type(err).__name__)
         raise
-    if recorder is not None:
-        recorder.finish("completed", images_skipped=trainer.images_skipped, **results)
+    recorder.finish("completed", **results)
     return float(results.get("top1", math.nan))
 
 
 def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: Path) -> dict[str, Any]:
     suffixes = (trainer.checkpoint_suffix,)
     weights = tuple(dict.fromkeys((*suffixes, TORCH_SUFFIX, MINDSPORE_SUFFIX)))  # either backend's
-    if config.task == "infer":
-        return infer_onnx(config, trainer.spec)
     if config.task in ("eval", "export") and config.ckpt_path is None:
         raise CheckpointError(f"task={config.task} needs ckpt_path=<checkpoint file or run dir>.")
     if config.task == "export":
@@ -161,16 +176,23 @@ def run_info(config: RunConfig, versions: dict[str, str]) -> dict[str, Any]:
 
 
 def record_failure(run_dir: Path, cfg: DictConfig, err: BaseException) -> None:
-    """Mark a run failed unless its recorder already did (a bad config, a missing device or
-    data, a worker that died while rank 0 still reported ``running``)."""
+    """Mark the run failed with ``err``: a bad config, a missing device or data, a dead worker.
+
+    The error of this (outermost) process is the one users read; an earlier error that rank 0
+    recorded is kept as ``cause``. A run that rank 0 completed stays completed.
+    """
     path = run_dir / METRICS_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
-    if previous.get("status") == "failed" or previous.get("status") == "completed":
+    if previous.get("status") == "completed":
         return
+    message = str(err) or type(err).__name__
 
     def pick(key: str) -> Any:
         return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+
     info = {"model": pick("model.name"), "backend": pick("backend.name"),
             "device": pick("device.name"), "dataset": pick("dataset.name"), "task": pick("task"),
-            **previous, "status": "failed", "error": str(err) or type(err).__name__}
+            **previous, "status": "failed", "error": message}
+    if previous.get("error") not in (None, message):
+        info["cause"] = previous["error"]
     atomic_write_text(path, json.dumps(info, indent=2) + "\n")

@@ -147,10 +147,10 @@ def test_mindspore_world_2_through_msrun(tmp_path: Path, fishbench_cache: Path) 
     the reduced metrics equal a single-process evaluation of the saved checkpoint."""
     pytest.importorskip("mindspore", reason="the MindSpore backend needs the mindspore extra")
     run_dir = tmp_path / "run"
-    run_cli(["backend=mindspore", "world=2", "epochs=1", "batch_size=64", "warmup_epochs=0",
+    run_cli(["backend=mindspore", "world=2", "epochs=1", "batch_size=256", "warmup_epochs=0",
              "lr_init=0.02", f"hydra.run.dir={run_dir}"])
     m = metrics_of(run_dir)
-    assert (m["status"], m["world_size"], m["steps"]) == ("completed", 2, (1437 // 2) // 64)
+    assert (m["status"], m["world_size"], m["steps"]) == ("completed", 2, (1437 // 2) // 256)
     assert (run_dir / "rank1.log").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     run_cli(["backend=mindspore", "task=eval", f"ckpt_path={run_dir}",
              f"hydra.run.dir={tmp_path / 'eval'}"])
