@@ -24,6 +24,8 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from fishbench.backends.fishnet_plan import fishnet_plan
+
 MODEL_NAMES: tuple[str, ...] = ("fishnet99", "resnet50")
 
 #: Parameter suffixes of each layer kind, as (torch, mindspore) pairs.
@@ -36,10 +38,6 @@ _SUFFIXES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 _TORCH_BN_EXTRA = "num_batches_tracked"
 
-# FishNet99 configuration (mirrors backends/*/models/fishnet.py; tests check they agree).
-_FISH_PLANES = (64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600)
-_FISH_RES_BLOCKS = (2, 2, 6, 2, 1, 1, 1, 1, 2, 2)
-_FISH_TRANSFER_BLOCKS = (1, 1, 1, 1, 1, 4)
 _RESNET50_LAYERS = (3, 4, 6, 3)
 
 
@@ -58,31 +56,24 @@ def _fish_bottlenecks(prefix: str, in_ch: int, out_ch: int, count: int,
 
 
 def _fishnet99_layers() -> Iterator[tuple[str, str]]:
-    p, r, t = _FISH_PLANES, _FISH_RES_BLOCKS, _FISH_TRANSFER_BLOCKS
+    plan = fishnet_plan()
     for i in (1, 2, 3):
         yield f"stem.conv{i}", "conv"
         yield f"stem.bn{i}", "bn"
-    for i in range(3):
-        yield from _fish_bottlenecks(f"tail.{i}.blocks", p[i], p[i + 1], r[i])
+    for i, stage in enumerate(plan.tail):
+        yield from _fish_bottlenecks(f"tail.{i}.blocks", stage.in_ch, stage.out_ch, stage.blocks)
+    bridge = plan.bridge.out_ch
     yield from (("bridge.score.bn1", "bn"), ("bridge.score.conv", "conv"),
                 ("bridge.score.bn2", "bn"), ("bridge.score_fc", "conv_bias"))
-    yield from _fish_bottlenecks("bridge.blocks", 2 * p[4], p[4], r[3])
+    yield from _fish_bottlenecks("bridge.blocks", 2 * bridge, bridge, plan.bridge.blocks)
     yield from (("bridge.se_bn", "bn"), ("bridge.se_squeeze", "conv_bias"),
                 ("bridge.se_excite", "conv_bias"))
-    tail_ch = (p[0], p[1], p[2])
-    ch = p[4]
-    for j in range(3):
-        skip = tail_ch[2 - j]
-        yield from _fish_bottlenecks(f"body.{j}.blocks", ch, p[5 + j], r[4 + j],
-                                     group_identity=True)
-        yield from _fish_bottlenecks(f"body.{j}.transfer", skip, skip, t[j])
-        ch = p[5 + j] + skip
-    body_out = (p[4], p[5] + tail_ch[2], p[6] + tail_ch[1])
-    for j in range(3):
-        skip = body_out[2 - j]
-        yield from _fish_bottlenecks(f"head.{j}.blocks", ch, p[8 + j], r[7 + j])
-        yield from _fish_bottlenecks(f"head.{j}.transfer", skip, skip, t[3 + j])
-        ch = p[8 + j] + skip
+    for part, stages in (("body", plan.body), ("head", plan.head)):
+        for j, stage in enumerate(stages):
+            yield from _fish_bottlenecks(f"{part}.{j}.blocks", stage.in_ch, stage.out_ch,
+                                         stage.blocks, group_identity=part == "body")
+            yield from _fish_bottlenecks(f"{part}.{j}.transfer", stage.skip_ch, stage.skip_ch,
+                                         stage.transfer_blocks)
     yield from (("classifier.trunk.bn1", "bn"), ("classifier.trunk.conv", "conv"),
                 ("classifier.trunk.bn2", "bn"), ("classifier.fc", "conv_bias"))
 

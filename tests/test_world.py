@@ -156,3 +156,19 @@ def test_mindspore_world_2_through_msrun(tmp_path: Path, fishbench_cache: Path) 
              f"hydra.run.dir={tmp_path / 'eval'}"])
     single = metrics_of(tmp_path / "eval")
     assert (single["top1"], single["top5"]) == pytest.approx((m["top1"], m["top5"]))
+
+
+def test_world_8_on_the_cpu_shards_reduces_and_writes_once(tmp_path: Path,
+                                                           fishbench_cache: Path) -> None:
+    """Eight gloo ranks on the CPU: each takes an eighth of the epoch, rank 0 alone writes, and
+    the reduced top1/top5 equal a single-process evaluation of the saved checkpoint."""
+    run_dir = tmp_path / "run"
+    run_cli(["world=8", "epochs=1", "batch_size=16", "warmup_epochs=0",
+             f"hydra.run.dir={run_dir}"])
+    m = metrics_of(run_dir)
+    assert (m["status"], m["world_size"], m["steps"]) == ("completed", 8, (1437 // 8) // 16)
+    assert sorted(p.name for p in run_dir.glob("rank*.log")) == [f"rank{r}.log" for r in range(8)]
+    assert [p.name for p in (run_dir / "checkpoints").glob("last.*")] == ["last.pt"]
+    run_cli(["task=eval", f"ckpt_path={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}"])
+    single = metrics_of(tmp_path / "eval")
+    assert (single["top1"], single["top5"]) == pytest.approx((m["top1"], m["top5"]))
