@@ -196,7 +196,7 @@ def test_csv_markdown_and_png_outputs(runs, sweep, tmp_path, capsys) -> None:
 def test_a_path_that_holds_no_run_is_a_clear_error(tmp_path: Path) -> None:
     exe = shutil.which("fishbench")
     if exe is None:
-        pytest.skip("the console script is not installed (pip install -e .)")
+        pytest.skip(reason="the console script is not installed (pip install -e .)")
     (tmp_path / "empty").mkdir()
     messages = {}
     for name in ("missing", "empty"):

@@ -169,7 +169,7 @@ def test_error_gpu_without_cuda(tmp_path: Path) -> None:
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("this host has a CUDA GPU")
+        pytest.skip(reason="this host has a CUDA GPU")
     expect_failure(["device=gpu"], tmp_path / "r", "device=gpu", "no CUDA GPU")
 
 
@@ -177,7 +177,7 @@ def test_error_ascend_without_torch_npu(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     try:
         import torch_npu  # noqa: F401
-        pytest.skip("torch_npu is installed here")
+        pytest.skip(reason="torch_npu is installed here")
     except ImportError:
         pass
     expect_failure(["device=ascend"], tmp_path / "r", "torch_npu", "CANN")
