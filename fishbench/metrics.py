@@ -1,4 +1,4 @@
-"""Metric definitions shared by every backend: top-k accuracy, running means, step timing."""
+"""Metric definitions shared by every backend: top-k accuracy and step timing."""
 
 from __future__ import annotations
 
@@ -47,22 +47,6 @@ class Accuracy:
     def percent(self) -> list[float]:
         """Top-k accuracies in percent (0-100); zeros when nothing was counted."""
         return [100.0 * c / self.total if self.total else 0.0 for c in self.correct]
-
-
-class AverageMeter:
-    """The running mean of a value weighted by batch size (pytorch/examples' AverageMeter)."""
-
-    def __init__(self) -> None:
-        self.sum = 0.0
-        self.count = 0
-
-    def update(self, value: float, n: int = 1) -> None:
-        self.sum += value * n
-        self.count += n
-
-    @property
-    def avg(self) -> float:
-        return self.sum / self.count if self.count else float("nan")
 
 
 class StepTimer:

@@ -45,10 +45,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def read_metrics(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
-
-
 def read_history(run_dir: Path) -> list[dict[str, float]]:
     """The rows of ``history.csv`` (``epoch`` as int, the rest as float); [] if there is none."""
     path = Path(run_dir) / HISTORY_FILE
@@ -60,14 +56,17 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
 
 
 class ScalarWriter:
-    """A TensorBoard scalar writer built on tensorboard's own event writer (no framework needed)."""
+    """A TensorBoard event writer built on tensorboard's own (no framework needed)."""
 
     def __init__(self, log_dir: Path) -> None:
         self._writer = EventFileWriter(str(log_dir))
 
-    def add_scalar(self, tag: str, value: float, step: int) -> None:
-        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+    def add_summary(self, summary: summary_pb2.Summary, step: int = 0) -> None:
         self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.add_summary(summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)]), step)
 
     def flush(self) -> None:
         self._writer.flush()

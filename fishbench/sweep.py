@@ -18,10 +18,9 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from fishbench.compare import (
     METRIC_COLUMNS,
@@ -35,6 +34,7 @@ from fishbench.compare import (
     write_markdown,
     write_png,
 )
+from fishbench.results import ScalarWriter
 
 log = logging.getLogger("fishbench")
 
@@ -109,9 +109,9 @@ def _hparam_values(table: Table) -> dict[str, list[HParamValue | None]]:
 
 
 def _write_events(log_dir: Path, summaries: list[summary_pb2.Summary]) -> None:
-    writer = EventFileWriter(str(log_dir))
+    writer = ScalarWriter(log_dir)
     for summary in summaries:
-        writer.add_event(event_pb2.Event(wall_time=time.time(), step=0, summary=summary))
+        writer.add_summary(summary)
     writer.close()
 
 

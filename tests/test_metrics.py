@@ -1,11 +1,11 @@
-"""Top-k accuracy, meters and step timing."""
+"""Top-k accuracy and step timing."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fishbench.metrics import Accuracy, AverageMeter, StepTimer, topk_correct
+from fishbench.metrics import Accuracy, StepTimer, topk_correct
 
 
 def test_topk_counts() -> None:
@@ -26,13 +26,6 @@ def test_accuracy_sums_batches_and_ranks() -> None:
     b.update(np.eye(4), np.array([1, 1, 1, 1]))
     merged = Accuracy.from_counts([x + y for x, y in zip(a.counts, b.counts)])
     assert merged.percent() == [pytest.approx(62.5), pytest.approx(100.0)]
-
-
-def test_average_meter_weights_by_batch() -> None:
-    m = AverageMeter()
-    m.update(1.0, 3)
-    m.update(3.0, 1)
-    assert m.avg == pytest.approx(1.5)
 
 
 def test_step_timer_excludes_warmup() -> None:

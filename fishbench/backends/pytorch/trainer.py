@@ -121,12 +121,6 @@ class TorchTrainer(Trainer):
             dist.all_reduce(values)
         return values
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """fp32 eval-mode logits of a batch (parity checks between backends)."""
-        self.model.eval()
-        with torch.no_grad():
-            return self.model(torch.from_numpy(images).to(self.device)).float().cpu().numpy()
-
     def save_checkpoint(self, path: Path, meta: dict[str, Any]) -> None:
         torch.save({"meta": meta, "state_dict": self.model.state_dict(),
                     "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),

@@ -20,9 +20,8 @@ from mindspore.common.initializer import HeNormal, Uniform
 
 # The FishNet99 constants, the stage plan and the input-side check (compiled into ``construct``
 # in Graph mode) are shared with the PyTorch model.
-from fishbench.backends.fishnet_plan import (  # noqa: F401  (SIDE_MULTIPLE: re-exported)
-    NETWORK_PLANES, NUM_RES_BLOCKS, NUM_TRANSFER_BLOCKS, SIDE_MULTIPLE, check_input_side,
-    fishnet_plan)
+from fishbench.backends.fishnet_plan import (NETWORK_PLANES, NUM_RES_BLOCKS,
+                                              NUM_TRANSFER_BLOCKS, check_input_side, fishnet_plan)
 
 
 def conv2d(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, nn
 from mindspore.common.initializer import HeNormal, Uniform
 
 #: Bottleneck blocks per stage of ResNet50.

@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # The FishNet99 constants and the stage plan are shared with the MindSpore model.
-from fishbench.backends.fishnet_plan import (  # noqa: F401  (SIDE_MULTIPLE: re-exported)
-    NETWORK_PLANES, NUM_RES_BLOCKS, NUM_TRANSFER_BLOCKS, SIDE_MULTIPLE, check_input_side,
-    fishnet_plan)
+from fishbench.backends.fishnet_plan import (NETWORK_PLANES, NUM_RES_BLOCKS,
+                                              NUM_TRANSFER_BLOCKS, check_input_side, fishnet_plan)
 
 
 class PreActBottleneck(nn.Module):
