@@ -28,6 +28,7 @@ from fishbench.export import export_model
 from fishbench.infer import infer_onnx
 from fishbench.launch import launch, slurm_worker_env
 from fishbench.results import METRICS_FILE, RunRecorder, atomic_write_text
+from fishbench.sweep_resume import RESUME_ENV
 
 log = logging.getLogger("fishbench")
 
@@ -41,6 +42,8 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if os.environ.get(RESUME_ENV) == "1":  # a job that a resumed sweep continues
+        cfg.resume = True
     try:
         config = validate(cfg)
         slurm_env = slurm_worker_env(config.world)

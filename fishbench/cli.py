@@ -1,13 +1,19 @@
-"""The ``fishbench`` command: ``fishbench compare PATH... [--sort KEY] [--filter k=v] ...``."""
+"""The ``fishbench`` command: ``fishbench compare PATH... [--sort KEY] [--filter k=v] ...`` and
+``fishbench resume SWEEP_DIR [--retry-failed]``."""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from fishbench.compare import compare, render_text, write_csv, write_markdown, write_png
 from fishbench.errors import FishbenchError
+from fishbench.sweep_resume import SweepError, resume_command
+
+RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -17,6 +23,17 @@ def _compare(args: argparse.Namespace) -> int:
         if path is not None:
             write(table, path)
     return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``python run.py -m`` with the sweep's saved overrides, in its own working dir; the exit
+    status is that multirun's."""
+    if not RUN_PY.is_file():
+        raise SweepError(f"fishbench resume runs {RUN_PY}, which is missing: install fishbench "
+                         f"from its repository (pip install -e .).")
+    run_args, cwd = resume_command(Path(args.sweep_dir), args.retry_failed, args.overrides)
+    print(f"fishbench resume: in {cwd}: python run.py {' '.join(run_args)}", file=sys.stderr)
+    return subprocess.run([sys.executable, str(RUN_PY), *run_args], cwd=cwd).returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--png", metavar="FILE", help="also plot top1 per epoch (and a heat map "
                                                    "when exactly two keys differ)")
     cmp.set_defaults(func=_compare)
+    res = commands.add_parser(
+        "resume", help="continue an interrupted sweep in its own dir",
+        description="Continue the sweep in SWEEP_DIR with the overrides it was started with: "
+                    "completed jobs are kept as they are, interrupted jobs continue from their "
+                    "last checkpoint, jobs never started start, an Optuna study continues toward "
+                    "its n_trials; the summary is then written over all jobs. Exit status: 0 "
+                    "when every job completed, 1 when some did not, 2 when refused.")
+    res.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the sweep's dir (it holds "
+                                                            "multirun.yaml and the job dirs)")
+    res.add_argument("--retry-failed", action="store_true",
+                     help="also run failed jobs again (from their last checkpoint, else from "
+                          "scratch)")
+    res.add_argument("overrides", nargs="*", metavar="HYDRA_OVERRIDE",
+                     help="Hydra settings that do not change the sweep, e.g. "
+                          "hydra.sweeper.n_trials=40 or hydra/launcher=slurm")
+    res.set_defaults(func=_resume)
     return parser
 
 

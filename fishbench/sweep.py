@@ -10,8 +10,8 @@ Runs are read and tabulated by :mod:`fishbench.compare`, the code behind ``fishb
 from __future__ import annotations
 
 import logging
-import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from fishbench.compare import (
     write_png,
 )
 from fishbench.results import ScalarWriter
+from fishbench.sweep_resume import quoted
 
 log = logging.getLogger("fishbench")
 
@@ -57,7 +58,7 @@ class SweepSummary(Callback):
         so a sweep over a key the dir name depends on (``model=...`` and ``experiment=...``
         change ``name``) would spread its jobs over several dirs. The pin shows among the Hydra
         overrides in ``multirun.yaml`` and in each job's ``.hydra/hydra.yaml``."""
-        pinned = f"hydra.sweep.dir={_quoted(str(config.hydra.sweep.dir))}"
+        pinned = f"hydra.sweep.dir={quoted(str(config.hydra.sweep.dir))}"
         config.hydra.overrides.hydra.append(pinned)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -67,13 +68,13 @@ class SweepSummary(Callback):
             return
         table = summarize_sweep(sweep_dir)
         log.info("sweep summary (%s/summary.{csv,md,png}):\n%s", sweep_dir, render_text(table))
-
-
-def _quoted(value: str) -> str:
-    """``value`` as a quoted Hydra override value: backslashes before a quote, or at the end,
-    are doubled and quotes escaped."""
-    body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
-    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body) + "'"
+        unfinished = [str(row.cells[table.id_column]) for row in table.rows
+                      if row.run.status != "completed"]
+        if unfinished:  # the exit status says so, as the README's "Exit status" tells
+            log.error("%d of %d jobs did not complete (jobs %s): exit status 1. Resume: "
+                      "`fishbench resume %s` (--retry-failed to run failed jobs again)",
+                      len(unfinished), len(table.rows), ", ".join(unfinished), sweep_dir)
+            sys.exit(1)
 
 
 def summarize_sweep(sweep_dir: Path) -> Table:
