@@ -133,7 +133,8 @@ def recorded(run_dir: Path, config: RunConfig, versions: dict[str, str],
     try:
         results = task(recorder)
     except BaseException as err:
-        recorder.finish("failed", error=str(err) or type(err).__name__)
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"  # Ctrl-C, SIGTERM
+        recorder.finish(status, error=str(err) or type(err).__name__)
         raise
     recorder.finish("completed", **results)
     return float(results.get("top1", math.nan))

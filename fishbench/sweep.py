@@ -42,7 +42,7 @@ log = logging.getLogger("fishbench")
 HPARAMS_DIR = "hparams"
 HPARAMS_METRICS = tuple(m for m in METRIC_COLUMNS if m != "status")
 SESSION_STATUS = {"completed": api_pb2.STATUS_SUCCESS, "failed": api_pb2.STATUS_FAILURE,
-                  "running": api_pb2.STATUS_RUNNING}
+                  "interrupted": api_pb2.STATUS_FAILURE, "running": api_pb2.STATUS_RUNNING}
 
 HParamValue = bool | float | str
 

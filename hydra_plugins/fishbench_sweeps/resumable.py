@@ -31,6 +31,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fishbench.sweep_resume import (
@@ -209,6 +210,8 @@ if OptunaSweeper is not None:
                       "(hydra.sweeper.storage: null), so it cannot be resumed.", file=sys.stderr)
                 sys.exit(2)
             sweep_dir = start_sweep_dir(impl.config, saved)
+            if isinstance(impl.storage, str):
+                stamp_storage(impl.storage)
             with summary_on_interrupt(sweep_dir):
                 if saved is not None:
                     self._continue_study(sweep_dir)
@@ -229,6 +232,9 @@ if OptunaSweeper is not None:
                 self._finish_trial(study, sweep_dir, trial)
             done = len(study.trials)
             impl.job_idx = done
+            sampler = impl.config.hydra.sweeper.sampler
+            if OmegaConf.select(sampler, "seed") is not None:  # not the first run's samples again
+                impl.sampler = instantiate(sampler, seed=sampler.seed + done)
             log.info("resuming Optuna study %r in %s: %d trials done, %d to go", study.study_name,
                      sweep_dir, done, max(0, impl.n_trials - done))
             impl.n_trials = max(0, impl.n_trials - done)
@@ -252,6 +258,23 @@ if OptunaSweeper is not None:
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(trial.number, value)
+
+
+def stamp_storage(url: str) -> None:
+    """Create the study's RDB storage (an SQLite file) once in autocommit mode.
+
+    Optuna 2.10 (the newest that hydra-optuna-sweeper 1.3 accepts) records a new storage's
+    schema version on a connection that SQLAlchemy 2 never commits, and then refuses the storage
+    (``assert version is not None``); stamped once here, the storage works as usual."""
+    import optuna
+
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)  # its INFO lines would fill the sweep's log
+    try:
+        optuna.storages.RDBStorage(url, engine_kwargs={"isolation_level": "AUTOCOMMIT"})
+    finally:
+        alembic_log.setLevel(level)
 
 
 def _as_float(value: Any) -> float:
