@@ -11,7 +11,11 @@ it a ``resume=true`` run of its own dir.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from fishbench.errors import FishbenchError
 from fishbench.results import METRICS_FILE
 
 SWEEP_FILE = "multirun.yaml"  # Hydra's name for the sweep's config
+OWNER_FILE = "sweep.pid"  # "<host> <pid>" of the process running the sweep, while it runs
 SUMMARY_CALLBACK = "fishbench.sweep.SweepSummary"
 RESUME_ENV = "FISHBENCH_RESUME"  # "1" in a job's environment: continue its run dir
 RESUME_OVERRIDE = f"++hydra.job.env_set.{RESUME_ENV}=1"
@@ -141,6 +146,10 @@ def check_sweep_dir(sweep_dir: Path, resume: bool, task_overrides: list[str]) ->
     if SUMMARY_CALLBACK not in {str(c.get("_target_")) for c in callbacks.values()}:
         raise SweepError(f"{sweep_dir} holds a Hydra sweep that fishbench did not start "
                          f"({SWEEP_FILE} has no {SUMMARY_CALLBACK}): it cannot be resumed here.")
+    owner = running_owner(sweep_dir)
+    if owner is not None:
+        raise SweepError(f"the sweep in {sweep_dir} is still running (process {owner}): stop it "
+                         f"first, or wait for it to end.")
     if "resume" in keys:
         raise SweepError(
             "resume=true is for one run; in a resumed sweep each job that was interrupted "
@@ -171,6 +180,30 @@ def check_same_sweep(saved: DictConfig, current: DictConfig, task_overrides: lis
             f"this command would change the sweep in {sweep_dir}, so it is not resumed (nothing "
             f"was written): " + "; ".join(differences) + ". Resume it as it was saved with "
             f"`fishbench resume {sweep_dir}`, or start a new sweep in another hydra.sweep.dir.")
+
+
+def running_owner(sweep_dir: Path) -> str | None:
+    """``"<pid> on <host>"`` when the process that ran the sweep is alive on this host; ``None``
+    when it is gone (a killed sweep leaves its ``sweep.pid``) or ran on another host."""
+    try:
+        host, pid = (sweep_dir / OWNER_FILE).read_text().split()
+        if host == socket.gethostname():
+            os.kill(int(pid), 0)
+            return f"{pid} on {host}"
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+@contextmanager
+def sweep_owner(sweep_dir: Path) -> Iterator[None]:
+    """Mark ``sweep_dir`` as run by this process while the sweep runs."""
+    owner_file = sweep_dir / OWNER_FILE
+    owner_file.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    try:
+        yield
+    finally:
+        owner_file.unlink(missing_ok=True)
 
 
 def _override_key(override: str) -> str:
@@ -211,8 +244,9 @@ def resume_command(sweep_dir: Path, retry_failed: bool, extra: list[str]) -> tup
                          f"a multirun wrote (outputs/sweeps/<date>/<time>_<name>_<uid>).")
     saved = OmegaConf.load(saved_file)
     task = [str(o) for o in saved.hydra.overrides.task]
+    replaced = {"hydra.sweep.dir", "hydra.mode", *(_override_key(o) for o in extra)}
     hydra = [str(o) for o in saved.hydra.overrides.hydra
-             if _override_key(str(o)) not in ("hydra.sweep.dir", "hydra.mode")]
+             if _override_key(str(o)) not in replaced]
     flags = ["hydra.sweeper.resume=true"] + (["hydra.sweeper.retry_failed=true"]
                                              if retry_failed else [])
     cwd = Path(OmegaConf.select(saved, "hydra.runtime.cwd", default=None) or Path.cwd())

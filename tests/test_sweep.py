@@ -22,13 +22,14 @@ TINY = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def run_py(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """`python run.py ARGS`, for real. One OpenMP thread: on a small shared CPU machine torch's
-    default thread pool is oversubscribed and a training step gets ~30x slower."""
+def run_py(args: list[str], cwd: Path = REPO, status: int = 0) -> subprocess.CompletedProcess:
+    """`python run.py ARGS`, for real, exiting with ``status`` (a sweep exits 1 when a job did
+    not complete). One OpenMP thread: on a small shared CPU machine torch's default thread pool
+    is oversubscribed and a training step gets ~30x slower."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, env=env,
                           text=True, capture_output=True, timeout=600)
-    assert proc.returncode == 0, \
+    assert proc.returncode == status, \
         f"run.py {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -120,7 +121,7 @@ def test_grid_hparams_records_for_tensorboard(grid: Path) -> None:
 
 def test_a_failing_job_is_recorded_and_the_summary_still_appears(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    run_py(["-m", "lr_init=0.05,-1", *TINY, f"hydra.sweep.dir={sweep_dir}"])
+    run_py(["-m", "lr_init=0.05,-1", *TINY, f"hydra.sweep.dir={sweep_dir}"], status=1)
     assert job_metrics(sweep_dir, "1")["status"] == "failed"
     done, failed = read_summary(sweep_dir)
     assert (done["job"], done["lr_init"], done["status"]) == ("0", "0.05", "completed")
@@ -143,7 +144,7 @@ def only_sweep_dir(cwd: Path) -> Path:
 
 # lr_init < 0 fails every job at once (a config error): the sweep machinery, without training.
 def test_named_sweep_from_another_cwd_lands_in_its_own_dated_dir(tmp_path: Path) -> None:
-    run_py(["-m", "+sweep=fishnet99_lr_tmax", "lr_init=-1,-2"], cwd=tmp_path)
+    run_py(["-m", "+sweep=fishnet99_lr_tmax", "lr_init=-1,-2"], cwd=tmp_path, status=1)
     sweep_dir = only_sweep_dir(tmp_path)
     assert re.fullmatch(r"\d\d-\d\d-\d\d_fishnet99_lr_tmax_[0-9a-f]{4}", sweep_dir.name)
     rows = read_summary(sweep_dir)
@@ -154,7 +155,7 @@ def test_named_sweep_from_another_cwd_lands_in_its_own_dated_dir(tmp_path: Path)
 
 def test_a_sweep_over_models_keeps_all_its_jobs_in_one_dir(tmp_path: Path) -> None:
     # `name` (in the dir's name) follows the model: each job would otherwise pick its own dir.
-    run_py(["-m", "model=fishnet99,resnet50", "lr_init=-1"], cwd=tmp_path)
+    run_py(["-m", "model=fishnet99,resnet50", "lr_init=-1"], cwd=tmp_path, status=1)
     sweep_dir = only_sweep_dir(tmp_path)
     assert sweep_dir.name.split("_")[1] == "fishnet99"
     assert {(r["job"], r["model"]) for r in read_summary(sweep_dir)} == {

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -146,6 +147,7 @@ def test_resume_of_a_dir_that_is_not_a_sweep_is_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.filterwarnings("ignore:The ``declarative_base")  # optuna 2.10 on SQLAlchemy 2
 def test_optuna_sweep_killed_after_two_trials_resumes_to_four(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="extra 'optuna' missing")
     import optuna
@@ -206,3 +208,16 @@ def test_failed_jobs_exit_1_and_run_again_only_when_asked(tmp_path: Path) -> Non
         metrics_file = sweep_dir / job / "metrics.json"
         assert metrics_file.stat().st_mtime_ns > before[job]["metrics.json"][1]
         assert metrics_of(sweep_dir / job)["status"] == "failed"
+
+
+def test_a_sweep_whose_process_is_alive_is_not_resumed(killed_grid: dict) -> None:
+    sweep_dir = killed_grid["dir"]
+    owner = sweep_dir / "sweep.pid"
+    owner.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # this test's process: alive
+    try:
+        before = files_state(sweep_dir, content=False)
+        proc = fishbench_resume(sweep_dir)
+        assert proc.returncode == 2 and "is still running (process" in proc.stderr
+        assert files_state(sweep_dir, content=False) == before
+    finally:
+        owner.unlink()

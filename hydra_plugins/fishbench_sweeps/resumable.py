@@ -44,6 +44,7 @@ from fishbench.sweep_resume import (
     job_metrics,
     job_status,
     plan_job,
+    sweep_owner,
     trial_overrides,
 )
 
@@ -154,7 +155,7 @@ class FishbenchSweeper(BasicSweeper):
         sweep_dir = start_sweep_dir(self.config, saved)
         returns: list[Sequence[JobReturn]] = []
         first = 0
-        with summary_on_interrupt(sweep_dir):
+        with summary_on_interrupt(sweep_dir), sweep_owner(sweep_dir):
             for batch in batches:
                 self.validate_batch_is_legal(batch)
                 nums = range(first, first + len(batch))
@@ -212,7 +213,7 @@ if OptunaSweeper is not None:
             sweep_dir = start_sweep_dir(impl.config, saved)
             if isinstance(impl.storage, str):
                 stamp_storage(impl.storage)
-            with summary_on_interrupt(sweep_dir):
+            with summary_on_interrupt(sweep_dir), sweep_owner(sweep_dir):
                 if saved is not None:
                     self._continue_study(sweep_dir)
                 return impl.sweep(arguments)
