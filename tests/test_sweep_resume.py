@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO, metrics_of
+from fishbench.sweep_resume import SweepError, check_sweep_dir, plan_job
 
 # Tiny real jobs: 2 epochs of 3 steps, a checkpoint every epoch, 32 px synthetic images.
 JOB = ["epochs=2", "save_checkpoint_epochs=1", "max_steps_per_epoch=3", "batch_size=16",
@@ -221,3 +222,38 @@ def test_a_sweep_whose_process_is_alive_is_not_resumed(killed_grid: dict) -> Non
         assert files_state(sweep_dir, content=False) == before
     finally:
         owner.unlink()
+
+
+def write_job(sweep_dir: Path, num: int, status: str | None, checkpoint: bool) -> None:
+    job_dir = sweep_dir / str(num)
+    (job_dir / "checkpoints").mkdir(parents=True)
+    if status is not None:
+        (job_dir / "metrics.json").write_text(f'{{"status": "{status}"}}')
+    if checkpoint:
+        (job_dir / "checkpoints" / "last.pt").write_bytes(b"x")
+
+
+@pytest.mark.parametrize("status, checkpoint, retry_failed, action", [
+    ("completed", True, True, "skip"),
+    ("running", True, False, "continue"),  # its process is gone: interrupted
+    ("interrupted", True, False, "continue"),
+    ("running", False, False, "restart"),  # killed before its first checkpoint
+    ("failed", True, False, "skip"),
+    ("failed", True, True, "continue"),  # e.g. diverged: from its last good checkpoint
+    ("failed", False, True, "restart"),  # e.g. a bad config: from scratch
+    (None, False, False, "start"),  # Hydra made its dir, the job wrote nothing
+])
+def test_each_job_state_has_its_plan(tmp_path: Path, status: str | None, checkpoint: bool,
+                                     retry_failed: bool, action: str) -> None:
+    write_job(tmp_path, 0, status, checkpoint)
+    assert plan_job(tmp_path, 0, retry_failed).action == action
+    assert plan_job(tmp_path, 1, retry_failed).action == "start"  # no dir at all
+
+
+def test_a_hydra_sweep_that_fishbench_did_not_start_is_not_resumed(tmp_path: Path) -> None:
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  callbacks: {}\n  overrides:\n"
+                                            "    task: [a=1,2]\n")
+    with pytest.raises(SweepError, match="that fishbench did not start"):
+        check_sweep_dir(tmp_path, resume=True, task_overrides=["a=1,2"])
+    with pytest.raises(SweepError, match="is not a sweep dir"):
+        check_sweep_dir(tmp_path / "missing", resume=True, task_overrides=["a=1,2"])
