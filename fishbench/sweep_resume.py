@@ -149,7 +149,8 @@ def check_sweep_dir(sweep_dir: Path, resume: bool, task_overrides: list[str]) ->
     owner = running_owner(sweep_dir)
     if owner is not None:
         raise SweepError(f"the sweep in {sweep_dir} is still running (process {owner}): stop it "
-                         f"first, or wait for it to end.")
+                         f"first, or wait for it to end (if that process is not the sweep, "
+                         f"delete {sweep_dir / OWNER_FILE}).")
     if "resume" in keys:
         raise SweepError(
             "resume=true is for one run; in a resumed sweep each job that was interrupted "
@@ -173,8 +174,12 @@ def check_same_sweep(saved: DictConfig, current: DictConfig, task_overrides: lis
         differences.append(_listed("Hydra overrides", was_hydra, now_hydra))
     was_sweeper, now_sweeper = _sweeper_node(saved), _sweeper_node(current)
     if was_sweeper != now_sweeper:
-        differences.append(f"sweeper config: saved {json.dumps(was_sweeper, default=str)}, "
-                           f"now {json.dumps(now_sweeper, default=str)}")
+        changed = {key: (was_sweeper.get(key), now_sweeper.get(key))
+                   for key in {*was_sweeper, *now_sweeper}
+                   if was_sweeper.get(key) != now_sweeper.get(key)}
+        differences.append("sweeper settings (saved, now): " + ", ".join(
+            f"hydra.sweeper.{key} ({json.dumps(was, default=str)}, {json.dumps(now, default=str)})"
+            for key, (was, now) in sorted(changed.items())))
     if differences:
         raise SweepError(
             f"this command would change the sweep in {sweep_dir}, so it is not resumed (nothing "
@@ -250,6 +255,11 @@ def resume_command(sweep_dir: Path, retry_failed: bool, extra: list[str]) -> tup
     flags = ["hydra.sweeper.resume=true"] + (["hydra.sweeper.retry_failed=true"]
                                              if retry_failed else [])
     cwd = Path(OmegaConf.select(saved, "hydra.runtime.cwd", default=None) or Path.cwd())
+    if not cwd.is_dir():
+        raise SweepError(f"the sweep was started in {cwd}, which is gone; relative paths in its "
+                         f"overrides would mean something else. Resume it by hand from another "
+                         f"dir: python run.py -m <its overrides> hydra.sweep.dir={sweep_dir} "
+                         f"hydra.sweeper.resume=true.")
     dir_override = f"hydra.sweep.dir={quoted(str(sweep_dir.resolve()))}"
     return ["-m", *task, *hydra, dir_override, *flags, *extra], cwd
 
