@@ -133,7 +133,8 @@ def recorded(run_dir: Path, config: RunConfig, versions: dict[str, str],
     try:
         results = task(recorder)
     except BaseException as err:
-        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"  # Ctrl-C, SIGTERM
+        # Ctrl-C, or SIGTERM in a sweep: "interrupted", which a resumed sweep continues
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
         recorder.finish(status, error=str(err) or type(err).__name__)
         raise
     recorder.finish("completed", **results)
