@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, metrics_of, run_cli
+from conftest import REPO, metrics_of
 from fishbench.config import ConfigError, register_resolvers, validate
 
 register_resolvers()
@@ -49,8 +52,13 @@ def test_resize_size_follows_image_size(overrides: tuple[str, ...], resize: int)
 
 def test_epochs_1_runs_with_the_default_warmup_shortened(fishbench_cache: Path,
                                                           tmp_path: Path) -> None:
-    # `python run.py epochs=1`, capped at 3 steps to stay small.
-    proc = run_cli(["epochs=1", "max_steps_per_epoch=3", f"hydra.run.dir={tmp_path}"])
+    # `python run.py epochs=1`, capped at 3 steps to stay small; one OpenMP thread (see
+    # tests/test_sweep.py: run_py).
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["epochs=1", "max_steps_per_epoch=3", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.run([sys.executable, str(REPO / "run.py"), *args], env=env, text=True,
+                          capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = metrics_of(tmp_path)
     assert metrics["status"] == "completed" and metrics["epochs"] == 1 and metrics["steps"] == 3
     log = (tmp_path / "run.log").read_text()
