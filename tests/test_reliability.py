@@ -1,0 +1,309 @@
+"""Reliability (issue 13): what a failed, refused, diverged or interrupted command leaves behind.
+
+Most tests run the real ``run.py`` task function in this process (Hydra writes its ``.hydra/``
+files as for a real run) with a stand-in backend: :class:`StubTrainer`, a few numpy arrays
+"trained" in microseconds, saved and loaded with pickle. The engine, checkpoint policy, results
+writer and app are the real ones; what the test scripts is the stub's loss, its buffers and the
+signals it sends itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import pickle
+import signal
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from fishbench.data.spec import DataSpec
+from fishbench.engine import StepLogger, Trainer, check_meta
+from fishbench.errors import CheckpointError
+from fishbench.metrics import Accuracy
+
+STUB_ARGS = ["dataset=synthetic", "dataset.num_classes=10", "dataset.train_samples=64",
+             "dataset.val_samples=10", "batch_size=16", "log_every_n_steps=1", "warmup_epochs=0",
+             "epochs=2", "save_checkpoint_epochs=1"]
+
+
+class StubTrainer(Trainer):
+    """A "model" of two arrays: ``weight`` moves by the learning rate each step, ``running_var``
+    stands for a BatchNorm buffer. ``script`` makes an epoch's loss NaN, a buffer infinite, or
+    calls a function (e.g. one that sends a signal) in the middle of an epoch."""
+
+    checkpoint_suffix = ".pkl"
+    script: dict[str, Any] = {}
+
+    def __init__(self, cfg, spec: DataSpec, rank: int = 0, world_size: int = 1,
+                 local_rank: int = 0) -> None:
+        super().__init__(cfg, spec, rank, world_size)
+        self.weights = {"weight": np.zeros(3), "running_var": np.ones(3)}
+        self.rng = np.random.default_rng(cfg.seed + rank)
+        self.images_skipped = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.spec.train_size // self.cfg.batch_size
+
+    def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int,
+                    logger: StepLogger) -> float:
+        for i in range(self.steps_per_epoch):
+            self.weights["weight"] += lrs[first_step + i] * self.rng.random(3)
+            if (epoch + 1, i) == self.script.get("call_at"):
+                self.script["call"]()
+            loss = self.script.get("loss", {}).get(epoch + 1, 1.0 / (epoch + 1))
+            logger.step(epoch, i, first_step + i + 1, float(lrs[first_step + i]), loss)
+        if epoch + 1 == self.script.get("inf_buffer_epoch"):
+            self.weights["running_var"][0] = np.inf
+        return 1.0 / (epoch + 1)
+
+    def evaluate(self) -> Accuracy:
+        return Accuracy.from_counts([5, 9, 10])
+
+    def rank_rng_states(self) -> list[Any]:
+        return [self.rng.bit_generator.state]
+
+    def save_checkpoint(self, path: Path, meta: dict[str, Any], rng_states: list[Any]) -> None:
+        write = self.script.get("write_checkpoint", lambda p, data: p.write_bytes(data))
+        write(path, pickle.dumps({"meta": meta, "weights": self.weights, "rng": rng_states}))
+
+    def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
+        saved = pickle.loads(path.read_bytes())
+        check_meta(saved["meta"], self.cfg, path)
+        self.weights = saved["weights"]
+        if full:
+            self.rng.bit_generator.state = saved["rng"][self.rank]
+        return saved["meta"]
+
+    def weights_finite(self) -> bool:
+        return all(np.isfinite(v).all() for v in self.weights.values())
+
+    def versions(self) -> dict[str, str]:
+        return {"stub": "1"}
+
+
+STUB_BACKEND = SimpleNamespace(check_runtime=lambda config: None, create_trainer=StubTrainer)
+
+
+@pytest.fixture
+def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
+    """``hydra_run(*args)``: run.py's task function through Hydra in this process with the stub
+    backend; returns the exit status (0, 2, or 128 + signal). Restores the signal handlers."""
+    import hydra
+
+    from fishbench.app import main as task_function
+    from fishbench.config import register_resolvers
+
+    register_resolvers()
+    main = hydra.main(version_base="1.3", config_path=str(REPO / "conf"),
+                      config_name="config")(task_function)
+    monkeypatch.setattr("fishbench.app.load_backend", lambda name: STUB_BACKEND)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    StubTrainer.script = {}
+
+    def hydra_run(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["run.py", *STUB_ARGS, *args])
+        try:
+            main()
+        except SystemExit as exit_:
+            return int(exit_.code)
+        except KeyboardInterrupt as err:
+            return err.exit_code
+        return 0
+
+    yield hydra_run
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def strict_json(path: Path) -> dict:
+    def reject(constant: str) -> None:
+        raise AssertionError(f"{path} holds {constant}: not valid JSON")
+
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    names = ["metrics.json", "history.csv", ".hydra/config.yaml", ".hydra/overrides.yaml"]
+    return {name: (run_dir / name).read_bytes() for name in names}
+
+
+# --- item 2: a completed run dir is never degraded by a later command --------------------------
+
+
+def test_a_completed_run_survives_failed_and_refused_commands(hydra_run, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert hydra_run(f"hydra.run.dir={run_dir}") == 0
+    before = snapshot(run_dir)
+    assert strict_json(run_dir / "metrics.json")["status"] == "completed"
+    refused = [
+        ["resume=true"],  # nothing left to train: not "completed" with NaNs
+        ["resume=true", "epochs=3", "model=resnet50"],  # the checkpoint is another model's
+        ["resume=true", "epochs=3", "batch_size=8"],
+        ["task=eval", f"ckpt_path={run_dir}"],  # would replace the training run's metrics
+        ["seed=7"],  # a fresh run into the same dir
+    ]
+    for args in refused:
+        assert hydra_run(*args, f"hydra.run.dir={run_dir}") == 2, args
+        assert snapshot(run_dir) == before, args
+    assert hydra_run("resume=true", "epochs=3", f"hydra.run.dir={run_dir}") == 0
+    m = strict_json(run_dir / "metrics.json")
+    assert (m["status"], m["epochs"], m["steps"]) == ("completed", 3, 12)
+    assert "epochs=3" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_nothing_to_resume_says_so(hydra_run, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture) -> None:
+    run_dir = tmp_path / "run"
+    hydra_run(f"hydra.run.dir={run_dir}")
+    assert hydra_run("resume=true", f"hydra.run.dir={run_dir}") == 2
+    out = capsys.readouterr().out
+    assert "already trained 2 epoch(s) and epochs=2: nothing to resume" in out
+    assert "still holds the completed run" in out
+
+
+def test_metrics_json_is_valid_json_without_numbers_to_write(tmp_path: Path) -> None:
+    from fishbench.results import RunRecorder
+
+    RunRecorder(tmp_path, {"task": "train"}).finish("failed", top1=math.nan, loss=math.inf)
+    m = strict_json(tmp_path / "metrics.json")
+    assert (m["top1"], m["loss"], m["status"]) == (None, None, "failed")
+    assert "best_top1" not in m  # no epoch finished: no best (compare shows "-")
+
+
+# --- item 3: a checkpoint is only kept as good when it is finite ----------------------------
+
+
+def test_nan_in_epoch_1_says_no_checkpoint_exists(hydra_run, tmp_path: Path) -> None:
+    StubTrainer.script = {"loss": {1: math.nan}}
+    assert hydra_run(f"hydra.run.dir={tmp_path}") == 2
+    m = strict_json(tmp_path / "metrics.json")
+    assert m["status"] == "failed" and "No checkpoint of this run exists" in m["error"]
+    assert "resume=true" not in m["error"] and not (tmp_path / "checkpoints").exists()
+
+
+def test_an_infinite_buffer_is_never_saved_as_good(hydra_run, tmp_path: Path) -> None:
+    StubTrainer.script = {"inf_buffer_epoch": 2}
+    assert hydra_run("epochs=3", f"hydra.run.dir={tmp_path}") == 2
+    m = strict_json(tmp_path / "metrics.json")
+    assert "parameter or buffer" in m["error"] and "checkpoints/last of epoch 1" in m["error"]
+    saved = pickle.loads((tmp_path / "checkpoints" / "last.pkl").read_bytes())
+    assert saved["meta"]["epoch"] == 1 and np.isfinite(saved["weights"]["running_var"]).all()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best.pkl", "epoch_0001.pkl", "last.pkl"]
+
+
+def test_resume_refuses_a_checkpoint_with_infinite_buffers(hydra_run, tmp_path: Path) -> None:
+    hydra_run("epochs=1", f"hydra.run.dir={tmp_path}")
+    last = tmp_path / "checkpoints" / "last.pkl"
+    saved = pickle.loads(last.read_bytes())
+    saved["weights"]["running_var"][:] = np.inf  # as written before this check existed
+    last.write_bytes(pickle.dumps(saved))
+    (tmp_path / "metrics.json").write_text('{"status": "failed"}')
+    assert hydra_run("resume=true", f"hydra.run.dir={tmp_path}") == 2
+    assert "NaN or infinite parameters or buffers" in strict_json(tmp_path / "metrics.json")["error"]
+
+
+# --- item 4: resume with another batch size ------------------------------------------------
+
+
+def test_resume_with_another_batch_size_is_refused(hydra_run, tmp_path: Path) -> None:
+    StubTrainer.script = {"call_at": (2, 0), "call": lambda: os.kill(os.getpid(), signal.SIGINT)}
+    assert hydra_run(f"hydra.run.dir={tmp_path}") == 130
+    StubTrainer.script = {}
+    for size in ("32", "8"):
+        assert hydra_run("resume=true", f"batch_size={size}", f"hydra.run.dir={tmp_path}") == 2
+        error = strict_json(tmp_path / "metrics.json")["error"]
+        assert f"batch_size=16 on 1 process(es), this run has batch_size={size}" in error
+    assert hydra_run("resume=true", f"hydra.run.dir={tmp_path}") == 0
+    assert strict_json(tmp_path / "metrics.json")["steps"] == 8
+
+
+# --- item 8: SIGTERM/SIGINT mark the run interrupted; stale temp files are removed -------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_marks_the_run_interrupted_with_the_resume_hint(hydra_run, tmp_path: Path,
+                                                                 signum: int) -> None:
+    StubTrainer.script = {"call_at": (2, 1), "call": lambda: os.kill(os.getpid(), signum)}
+    assert hydra_run(f"hydra.run.dir={tmp_path}") == 128 + signum
+    m = strict_json(tmp_path / "metrics.json")
+    assert m["status"] == "interrupted"
+    assert signal.Signals(signum).name in m["error"] and "resume=true" in m["error"]
+    StubTrainer.script = {}
+    assert hydra_run("resume=true", f"hydra.run.dir={tmp_path}") == 0
+    assert strict_json(tmp_path / "metrics.json")["status"] == "completed"
+
+
+def test_resume_removes_temp_files_of_a_write_that_was_killed(hydra_run, tmp_path: Path) -> None:
+    StubTrainer.script = {"loss": {2: math.nan}}
+    hydra_run(f"hydra.run.dir={tmp_path}")
+    orphans = [tmp_path / "checkpoints" / ".last.pkl.abc123.tmp", tmp_path / ".metrics.json.x.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half")
+    StubTrainer.script = {}
+    assert hydra_run("resume=true", f"hydra.run.dir={tmp_path}") == 0
+    assert not any(p.exists() for p in orphans)
+
+
+# --- item 7: disk full while checkpointing ------------------------------------------------
+
+
+def test_disk_full_while_checkpointing_fails_cleanly(hydra_run, tmp_path: Path) -> None:
+    def disk_full(path: Path, data: bytes) -> None:
+        if pickle.loads(data)["meta"]["epoch"] == 2:
+            path.write_bytes(data[:10])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        path.write_bytes(data)
+
+    StubTrainer.script = {"write_checkpoint": disk_full}
+    assert hydra_run(f"hydra.run.dir={tmp_path}") == 2
+    m = strict_json(tmp_path / "metrics.json")
+    assert m["status"] == "failed" and "No space left on device" in m["error"]
+    assert str(tmp_path / "checkpoints" / "last.pkl") in m["error"]
+    assert pickle.loads((tmp_path / "checkpoints" / "last.pkl").read_bytes())["meta"]["epoch"] == 1
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best.pkl", "epoch_0001.pkl", "last.pkl"]
+
+
+# --- item 9: permissions, total time --------------------------------------------------------
+
+
+def test_results_and_checkpoints_honour_the_umask(hydra_run, tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        hydra_run("epochs=1", f"hydra.run.dir={tmp_path}")
+    finally:
+        os.umask(old)
+    for name in ("metrics.json", "history.csv", "checkpoints/last.pkl"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name
+
+
+def test_total_time_counts_the_parts_before_a_resume(hydra_run, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    StubTrainer.script = {"loss": {2: math.nan}}
+    clock = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    real_step = StepLogger.step
+
+    def slow_step(self, *args):  # every step takes 10 s of the (fake) wall clock
+        clock[0] += 10.0
+        return real_step(self, *args)
+
+    monkeypatch.setattr(StepLogger, "step", slow_step)
+    hydra_run(f"hydra.run.dir={tmp_path}")  # epoch 1 (4 steps) saved, epoch 2 diverges
+    StubTrainer.script = {}
+    clock[0] += 3600.0  # an hour passes before the resume: not run time
+    hydra_run("resume=true", f"hydra.run.dir={tmp_path}")
+    assert strict_json(tmp_path / "metrics.json")["total_time_s"] == pytest.approx(80.0)
+
