@@ -307,3 +307,27 @@ def test_total_time_counts_the_parts_before_a_resume(hydra_run, tmp_path: Path,
     hydra_run("resume=true", f"hydra.run.dir={tmp_path}")
     assert strict_json(tmp_path / "metrics.json")["total_time_s"] == pytest.approx(80.0)
 
+
+# --- item 7: compare on odd files ---------------------------------------------------------
+
+
+def test_compare_reads_a_metrics_file_that_is_not_an_object(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    from fishbench.cli import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("[1, 2]")
+    assert main(["compare", str(tmp_path / "run")]) == 0
+    assert "unreadable" in capsys.readouterr().out
+
+
+def test_compare_does_not_create_missing_folders(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    from fishbench.cli import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text('{"status": "completed", "top1": 50.0}')
+    target = tmp_path / "missing" / "dir" / "x.csv"
+    assert main(["compare", str(tmp_path / "run"), "--csv", str(target)]) == 2
+    assert f"folder '{target.parent}' does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
