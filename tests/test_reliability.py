@@ -331,3 +331,59 @@ def test_compare_does_not_create_missing_folders(tmp_path: Path,
     assert main(["compare", str(tmp_path / "run"), "--csv", str(target)]) == 2
     assert f"folder '{target.parent}' does not exist" in capsys.readouterr().err
     assert not (tmp_path / "missing").exists()
+
+
+# --- item 6: silent wrong inputs ----------------------------------------------------------
+
+
+def test_hidden_files_are_not_indexed(tmp_path: Path) -> None:
+    from fishbench.data.index import build_indices
+    from test_data import small_tree
+
+    root = small_tree(tmp_path, classes=2, n=2)
+    (root / "train" / "class0" / "._0.png").write_bytes(b"\0\5\26\7 AppleDouble")
+    (root / "train" / ".thumbnails").mkdir()
+    (root / "train" / ".thumbnails" / "a.png").write_bytes(b"x")
+    train, val = build_indices(root)
+    assert train.classes == ("class0", "class1") and len(train) == 4
+    assert not any(Path(f).name.startswith(".") for f in train.files)
+
+
+def test_an_empty_train_class_folder_stops_naming_it(tmp_path: Path) -> None:
+    from fishbench.data.index import build_indices
+    from fishbench.errors import DataError
+    from test_data import small_tree
+
+    root = small_tree(tmp_path, classes=2, n=2)
+    (root / "train" / "class2").mkdir()
+    (root / "train" / "class2" / "notes.txt").write_text("no images")
+    with pytest.raises(DataError, match=r"class folder '.*train/class2' holds no images"):
+        build_indices(root)
+
+
+def test_infer_with_a_model_of_other_classes_stops(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx", reason="task=infer needs onnx/onnxruntime (.[onnx])")
+    pytest.importorskip("onnxruntime", reason="task=infer needs onnxruntime (.[onnx])")
+    from onnx import TensorProto, helper
+
+    from fishbench.config import validate
+    from fishbench.data.spec import load_data_spec
+    from fishbench.errors import ConfigError
+    from fishbench.infer import infer_onnx
+    from omegaconf import OmegaConf
+
+    # A "model" of 3 classes: the mean of each of the 3 image channels is a logit.
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["logits"])],
+        "three_classes",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
+    model_file = tmp_path / "three.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model_file)
+    config = validate(OmegaConf.create({
+        "task": "infer", "model_file": str(model_file),
+        "dataset": {"name": "synthetic", "num_classes": 4, "image_size": 32, "resize_size": 32,
+                    "train_samples": 4, "val_samples": 4}}))
+    with pytest.raises(ConfigError, match="predicts 3 classes, but the dataset.*has 4"):
+        infer_onnx(config, load_data_spec(config))
