@@ -387,3 +387,19 @@ def test_infer_with_a_model_of_other_classes_stops(tmp_path: Path) -> None:
                     "train_samples": 4, "val_samples": 4}}))
     with pytest.raises(ConfigError, match="predicts 3 classes, but the dataset.*has 4"):
         infer_onnx(config, load_data_spec(config))
+
+
+# --- item 7: a file that is not a checkpoint ----------------------------------------------
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path) -> None:
+    """Both backends read a ``.pt`` file through this function (MindSpore's own ``.ckpt``
+    reader already turns any parse error into the same message)."""
+    pytest.importorskip("torch", reason="reading .pt files needs torch")
+    from fishbench.crossckpt import read_torch_checkpoint
+
+    for i, content in enumerate([b"not a checkpoint\n", pickle.dumps({"a": 1}), b"\x80\x04K"]):
+        path = tmp_path / f"{i}.pt"
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError, match=f"'{path}' is not a fishbench PyTorch"):
+            read_torch_checkpoint(path)
