@@ -403,3 +403,34 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path) -> None:
         path.write_bytes(content)
         with pytest.raises(CheckpointError, match=f"'{path}' is not a fishbench PyTorch"):
             read_torch_checkpoint(path)
+
+
+# --- item 5: world=2 resume reproduces an uninterrupted run, item 8: SIGTERM to the launcher ---
+
+
+def world_2_args(root: Path, run_dir: Path, epochs: int) -> list[str]:
+    return ["world=2", "dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
+            "dataset.resize_size=32", "dataset.num_workers=0", "batch_size=4", "lr_init=0.01",
+            "warmup_epochs=0", "log_every_n_steps=1", f"epochs={epochs}",
+            f"hydra.run.dir={run_dir}"]
+
+
+@pytest.mark.slow
+def test_world_2_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
+    """Rank 1 draws its own random crops: unless its RNG state is restored on resume, the
+    resumed run trains on other crops than the uninterrupted one."""
+    import torch
+
+    from conftest import run_cli
+    from fishbench.results import read_history
+    from test_data import small_tree
+
+    root = small_tree(tmp_path / "data", classes=2, n=8)  # 32x32 crops, 2 steps per epoch
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    run_cli(world_2_args(root, whole, epochs=2))
+    run_cli(world_2_args(root, parts, epochs=1))
+    run_cli([*world_2_args(root, parts, epochs=2), "resume=true"])
+    assert read_history(parts)[1]["train_loss"] == read_history(whole)[1]["train_loss"]
+    a, b = (torch.load(d / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
+            for d in (whole, parts))
+    assert all(torch.equal(a[k], b[k]) for k in a)
