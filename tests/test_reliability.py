@@ -434,3 +434,31 @@ def test_world_2_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
     a, b = (torch.load(d / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
             for d in (whole, parts))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_world_2_launcher_stops_the_workers_and_marks_interrupted(
+        tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    from test_data import small_tree
+
+    root = small_tree(tmp_path / "data", classes=2, n=8)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(REPO / "run.py"),
+                             *world_2_args(root, run_dir, epochs=50)], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    log = run_dir / "rank0.log"
+    while not (log.is_file() and "step 1/2" in log.read_text()) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # as Slurm does at the time limit
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "Traceback" not in output
+    m = strict_json(run_dir / "metrics.json")
+    assert m["status"] == "interrupted" and "SIGTERM" in m["error"]
+    workers = subprocess.run(["pgrep", "-f", f"fishbench.worker {run_dir}"],
+                             capture_output=True, text=True).stdout.split()
+    assert workers == []
