@@ -8,10 +8,8 @@ import logging
 import math
 import os
 import platform
-import shutil
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,18 +19,17 @@ from omegaconf import DictConfig, OmegaConf
 
 import fishbench
 from fishbench.backends import load_backend
-from fishbench.checkpoint import CHECKPOINT_DIR, CheckpointPolicy, resolve_checkpoint
+from fishbench.checkpoint import CheckpointPolicy, resolve_checkpoint
 from fishbench.config import RunConfig, validate
 from fishbench.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.data.spec import load_data_spec
 from fishbench.engine import Progress, fit, resumed_progress
-from fishbench.errors import CheckpointError, ConfigError, FishbenchError, RunInterrupted
+from fishbench.errors import CheckpointError, FishbenchError, RunInterrupted
 from fishbench.export import export_model
 from fishbench.infer import infer_onnx
 from fishbench.launch import launch, resume_hint, slurm_worker_env
-from fishbench.results import (COMPLETED_COPY, HISTORY_FILE, HYDRA_DIR, HYDRA_FILES, METRICS_FILE,
-                               RunRecorder, atomic_write, atomic_write_text,
-                               remove_stale_temp_files, write_metrics)
+from fishbench.results import METRICS_FILE, RunRecorder, remove_stale_temp_files, write_metrics
+from fishbench.rundir import CompletedRun
 
 log = logging.getLogger("fishbench")
 
@@ -98,63 +95,6 @@ def outcome_message(err: BaseException, run_dir: Path) -> str:
     return message
 
 
-@dataclass
-class CompletedRun:
-    """A run dir whose run completed, as found before this command changed anything in it.
-
-    Hydra rewrites ``.hydra/*.yaml`` before fishbench code runs, so the completed run's copies
-    are kept in ``.hydra/completed/`` (see :mod:`fishbench.results`). Only ``resume=true`` with
-    a larger ``epochs`` may continue such a run; any command that fails before it has saved a
-    new checkpoint puts ``metrics.json``, ``history.csv`` and ``.hydra/*.yaml`` back.
-    """
-
-    run_dir: Path
-    files: dict[str, str]  # metrics.json and history.csv as they were
-    checkpoints: dict[str, tuple[int, int]]
-
-    @classmethod
-    def find(cls, run_dir: Path) -> CompletedRun | None:
-        try:
-            text = (run_dir / METRICS_FILE).read_text()
-            completed = json.loads(text).get("status") == "completed"
-        except (OSError, ValueError, AttributeError):
-            return None
-        if not completed:
-            return None
-        history = run_dir / HISTORY_FILE
-        files = {METRICS_FILE: text, **({HISTORY_FILE: history.read_text()}
-                                        if history.is_file() else {})}
-        return cls(run_dir, files, checkpoint_stamps(run_dir))
-
-    def check_command(self, config: RunConfig) -> None:
-        if config.task != "train" or not config.resume:
-            raise ConfigError(
-                f"hydra.run.dir '{self.run_dir}' holds a completed run, which this command "
-                f"(task={config.task}, resume={str(config.resume).lower()}) would overwrite. "
-                "Leave hydra.run.dir unset (a new dir) or choose another one; to train this run "
-                "longer, pass resume=true with a larger epochs."
-            )
-
-    def trained_further(self) -> bool:
-        return checkpoint_stamps(self.run_dir) != self.checkpoints
-
-    def restore(self) -> None:
-        for name, text in self.files.items():
-            atomic_write_text(self.run_dir / name, text)
-        kept = self.run_dir / HYDRA_DIR / COMPLETED_COPY
-        for name in HYDRA_FILES:
-            if (kept / name).is_file():
-                atomic_write(self.run_dir / HYDRA_DIR / name,
-                             lambda tmp, n=name: shutil.copyfile(kept / n, tmp))
-
-
-def checkpoint_stamps(run_dir: Path) -> dict[str, tuple[int, int]]:
-    """Inode and modification time of every checkpoint file: a saved checkpoint changes them."""
-    folder = run_dir / CHECKPOINT_DIR
-    files = sorted(folder.iterdir()) if folder.is_dir() else []
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files if p.is_file()}
-
-
 def settle(run_dir: Path, cfg: DictConfig, err: BaseException,
            completed: CompletedRun | None) -> None:
     """Record how this command ended: put a completed run's files back when the command did not
@@ -171,7 +111,8 @@ def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
     load_backend(config.backend.name).check_runtime(config)
     launch(config, cfg, run_dir)
     path = run_dir / METRICS_FILE
-    return float(json.loads(path.read_text())["top1"]) if path.exists() else math.nan
+    top1 = json.loads(path.read_text()).get("top1") if path.exists() else None
+    return math.nan if top1 is None else float(top1)
 
 
 def run_worker(cfg: DictConfig, run_dir: Path) -> float:

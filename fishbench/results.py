@@ -59,6 +59,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+def atomic_copy(source: Path, path: Path) -> None:
+    atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
+
+
 def remove_stale_temp_files(folder: Path) -> list[Path]:
     """Delete the temporary files that a process killed mid-write left in ``folder``."""
     stale = sorted(Path(folder).glob(TEMP_GLOB)) if Path(folder).is_dir() else []
@@ -90,8 +94,7 @@ def keep_hydra_files_of_completed_run(run_dir: Path) -> None:
     hydra_dir = Path(run_dir) / HYDRA_DIR
     for name in HYDRA_FILES:
         if (hydra_dir / name).is_file():
-            atomic_write(hydra_dir / COMPLETED_COPY / name,
-                         lambda tmp, n=name: shutil.copyfile(hydra_dir / n, tmp))
+            atomic_copy(hydra_dir / name, hydra_dir / COMPLETED_COPY / name)
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:
