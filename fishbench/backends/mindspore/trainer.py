@@ -130,14 +130,14 @@ class MindSporeTrainer(Trainer):
                 "mindspore": ms.get_rng_state().asnumpy().tolist()}
         if self.world_size == 1:
             return [mine]
-        # No object gather in MindSpore: gather the JSON text as equal-length byte rows.
-        data = np.frombuffer(json.dumps(mine).encode(), np.uint8)
+        # No object gather in MindSpore: gather the JSON text's bytes as equal-length int32 rows.
+        data = np.frombuffer(json.dumps(mine).encode(), np.uint8).astype(np.int32)
         longest = int(ms.ops.AllReduce(ms.ops.ReduceOp.MAX)(
             ms.Tensor([len(data)], ms.int32)).asnumpy()[0])
-        row = np.zeros((1, longest), np.uint8)
+        row = np.zeros((1, longest), np.int32)
         row[0, : len(data)] = data
         rows = ms.ops.AllGather()(ms.Tensor(row)).asnumpy()
-        return [json.loads(r.tobytes().rstrip(b"\0")) for r in rows]
+        return [json.loads(bytes(r[r > 0].astype(np.uint8).tolist())) for r in rows]
 
     def save_checkpoint(self, path: Path, meta: dict[str, Any],
                         rng_states: list[dict[str, Any]]) -> None:
