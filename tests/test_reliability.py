@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -94,9 +94,12 @@ STUB_BACKEND = SimpleNamespace(check_runtime=lambda config: None, create_trainer
 
 
 @pytest.fixture
-def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
+def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., int]]:
     """``hydra_run(*args)``: run.py's task function through Hydra in this process with the stub
-    backend; returns the exit status (0, 2, or 128 + signal). Restores the signal handlers."""
+    backend; returns the exit status (0, 2, or 128 + signal). Restores the signal handlers and
+    the logging that Hydra configures."""
+    import logging
+
     import hydra
 
     from fishbench.app import main as task_function
@@ -107,6 +110,8 @@ def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
                       config_name="config")(task_function)
     monkeypatch.setattr("fishbench.app.load_backend", lambda name: STUB_BACKEND)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    root = logging.getLogger()
+    log_handlers, log_level = root.handlers[:], root.level
     StubTrainer.script = {}
 
     def hydra_run(*args: str) -> int:
@@ -122,6 +127,10 @@ def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
     yield hydra_run
     for signum, handler in handlers.items():
         signal.signal(signum, handler)
+    for handler in root.handlers:
+        if handler not in log_handlers:
+            handler.close()
+    root.handlers[:], root.level = log_handlers, log_level
 
 
 def strict_json(path: Path) -> dict:
@@ -405,60 +414,54 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path) -> None:
             read_torch_checkpoint(path)
 
 
-# --- item 5: world=2 resume reproduces an uninterrupted run, item 8: SIGTERM to the launcher ---
+# --- items 5 and 8: a world=2 run killed by SIGTERM resumes to the uninterrupted run's numbers ---
 
 
 def world_2_args(root: Path, run_dir: Path, epochs: int) -> list[str]:
+    """World 2 on 16 images of 40x40: 2 steps of 4 per rank and epoch, random 32x32 crops; the
+    learning rate of a step does not depend on ``epochs`` (cosine_annealing with a fixed T_max)."""
     return ["world=2", "dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
             "dataset.resize_size=32", "dataset.num_workers=0", "batch_size=4", "lr_init=0.01",
-            "warmup_epochs=0", "log_every_n_steps=1", f"epochs={epochs}",
-            f"hydra.run.dir={run_dir}"]
+            "schedule=cosine_annealing", "T_max=6", "warmup_epochs=0", "log_every_n_steps=1",
+            "save_checkpoint_epochs=1", f"epochs={epochs}", f"hydra.run.dir={run_dir}"]
 
 
 @pytest.mark.slow
-def test_world_2_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
-    """Rank 1 draws its own random crops: unless its RNG state is restored on resume, the
-    resumed run trains on other crops than the uninterrupted one."""
+def test_world_2_killed_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    """SIGTERM (as Slurm sends) to the launcher stops both workers and marks the run interrupted
+    (exit 143, no traceback). Rank 1 draws its own random crops: unless its RNG state was saved
+    and restored, the resumed run trains on other crops than an uninterrupted one."""
+    import subprocess
+    import time
+
     import torch
 
     from conftest import run_cli
     from fishbench.results import read_history
     from test_data import small_tree
 
-    root = small_tree(tmp_path / "data", classes=2, n=8)  # 32x32 crops, 2 steps per epoch
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
-    run_cli(world_2_args(root, whole, epochs=2))
-    run_cli(world_2_args(root, parts, epochs=1))
-    run_cli([*world_2_args(root, parts, epochs=2), "resume=true"])
-    assert read_history(parts)[1]["train_loss"] == read_history(whole)[1]["train_loss"]
-    a, b = (torch.load(d / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
-            for d in (whole, parts))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.mark.slow
-def test_sigterm_to_the_world_2_launcher_stops_the_workers_and_marks_interrupted(
-        tmp_path: Path) -> None:
-    import subprocess
-    import time
-
-    from test_data import small_tree
-
     root = small_tree(tmp_path / "data", classes=2, n=8)
-    run_dir = tmp_path / "run"
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
     proc = subprocess.Popen([sys.executable, str(REPO / "run.py"),
-                             *world_2_args(root, run_dir, epochs=50)], cwd=REPO, text=True,
+                             *world_2_args(root, killed, epochs=50)], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    log = run_dir / "rank0.log"
-    while not (log.is_file() and "step 1/2" in log.read_text()) and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)  # as Slurm does at the time limit
+    log, deadline = killed / "rank0.log", time.time() + 300
+    while not (log.is_file() and "epoch 2/50 step 1/2" in log.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, output
     assert "Traceback" not in output
-    m = strict_json(run_dir / "metrics.json")
-    assert m["status"] == "interrupted" and "SIGTERM" in m["error"]
-    workers = subprocess.run(["pgrep", "-f", f"fishbench.worker {run_dir}"],
+    m = strict_json(killed / "metrics.json")
+    assert m["status"] == "interrupted" and "SIGTERM" in m["error"] and "resume=true" in m["error"]
+    workers = subprocess.run(["pgrep", "-f", f"fishbench.worker {killed}"],
                              capture_output=True, text=True).stdout.split()
     assert workers == []
+
+    epochs = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)["meta"]["epoch"] + 1
+    run_cli([*world_2_args(root, killed, epochs), "resume=true"])
+    run_cli(world_2_args(root, whole, epochs))
+    assert read_history(killed)[-1]["train_loss"] == read_history(whole)[-1]["train_loss"]
+    a, b = (torch.load(d / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
+            for d in (whole, killed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
