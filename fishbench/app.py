@@ -170,7 +170,7 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
 def recorded(run_dir: Path, config: RunConfig, versions: dict[str, str],
              task: Callable[[RunRecorder | None], dict[str, Any]], writes: bool = True) -> float:
     """Run ``task`` with a recorder of ``run_dir`` (none on ranks that do not ``write``), mark
-    the run completed or failed, and return its top1."""
+    the run completed, failed or interrupted, and return its top1."""
     if not writes:
         return float(task(None).get("top1", math.nan))
     recorder = RunRecorder(run_dir, run_info(config, versions))
