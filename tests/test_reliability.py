@@ -221,6 +221,34 @@ def test_resume_refuses_a_checkpoint_with_infinite_buffers(hydra_run, tmp_path: 
     assert "NaN or infinite parameters or buffers" in strict_json(tmp_path / "metrics.json")["error"]
 
 
+def test_the_torch_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its_rng(
+        tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
+    from omegaconf import OmegaConf
+
+    from fishbench.backends.pytorch.trainer import TorchTrainer
+    from fishbench.config import validate
+    from fishbench.data.spec import load_data_spec
+    from fishbench.engine import Progress, checkpoint_meta
+
+    cfg = validate(OmegaConf.create({"batch_size": 4, "dataset": {
+        "name": "synthetic", "num_classes": 4, "image_size": 32, "resize_size": 32,
+        "train_samples": 8, "val_samples": 4}}))
+    spec = load_data_spec(cfg)
+    cfg.model.num_classes = spec.num_classes
+    trainer = TorchTrainer(cfg, spec)
+    path = tmp_path / "last.pt"
+    trainer.save_checkpoint(path, checkpoint_meta(trainer, Progress(1, 2), 0.0),
+                            trainer.rank_rng_states())
+    drawn = torch.rand(5)
+    assert trainer.load_checkpoint(path, full=True)["epoch"] == 1
+    assert torch.equal(torch.rand(5), drawn)  # the RNG is back where the checkpoint was saved
+    assert trainer.weights_finite()
+    batchnorm = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)][-1]
+    batchnorm.running_var[0] = math.inf
+    assert not trainer.weights_finite()
+
+
 # --- item 4: resume with another batch size ------------------------------------------------
 
 
