@@ -130,14 +130,7 @@ class MindSporeTrainer(Trainer):
                 "mindspore": ms.get_rng_state().asnumpy().tolist()}
         if self.world_size == 1:
             return [mine]
-        # No object gather in MindSpore: gather the JSON text's bytes as equal-length int32 rows.
-        data = np.frombuffer(json.dumps(mine).encode(), np.uint8).astype(np.int32)
-        longest = int(ms.ops.AllReduce(ms.ops.ReduceOp.MAX)(
-            ms.Tensor([len(data)], ms.int32)).asnumpy()[0])
-        row = np.zeros((1, longest), np.int32)
-        row[0, : len(data)] = data
-        rows = ms.ops.AllGather()(ms.Tensor(row)).asnumpy()
-        return [json.loads(bytes(r[r > 0].astype(np.uint8).tolist())) for r in rows]
+        return _all_gather_json(mine)
 
     def save_checkpoint(self, path: Path, meta: dict[str, Any],
                         rng_states: list[dict[str, Any]]) -> None:
@@ -174,6 +167,18 @@ class MindSporeTrainer(Trainer):
     def versions(self) -> dict[str, str]:
         return {"mindspore": ms.__version__, "mindspore_mode": self.mode,
                 "mindspore_amp_level": self.level}
+
+
+def _all_gather_json(value: Any) -> list[Any]:
+    """``value`` of every rank, indexed by rank. MindSpore has no object gather, and its CPU
+    collectives take float tensors only: the JSON text's bytes travel as float32 rows."""
+    data = np.frombuffer(json.dumps(value).encode(), np.uint8).astype(np.float32)
+    gather = ms.ops.AllGather()
+    lengths = gather(ms.Tensor([[len(data)]], ms.float32)).asnumpy()[:, 0].astype(int)
+    row = np.zeros((1, lengths.max()), np.float32)
+    row[0, : len(data)] = data
+    rows = gather(ms.Tensor(row)).asnumpy()
+    return [json.loads(bytes(r[:n].astype(np.uint8).tolist())) for r, n in zip(rows, lengths)]
 
 
 def _json_ready(state: tuple) -> list:
