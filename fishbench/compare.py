@@ -23,9 +23,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from fishbench.errors import FishbenchError
-from fishbench.results import METRICS_FILE, atomic_write, atomic_write_text, read_history
+from fishbench.results import (HYDRA_DIR, METRICS_FILE, atomic_write, atomic_write_text,
+                               read_history)
 
-HYDRA_DIR = ".hydra"
 METRIC_COLUMNS = ("top1", "top5", "best_top1", "best_epoch", "ms_per_step", "img_per_s",
                   "total_time_s", "status")
 HIGHER_IS_BETTER = frozenset({"top1", "top5", "best_top1", "img_per_s"})

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fishbench.config import RunConfig, WorldConfig
 from fishbench.errors import FishbenchError, RunInterrupted
+from fishbench.results import HYDRA_DIR
 
 log = logging.getLogger("fishbench")
 WORKER_CONFIG = "worker_config.yaml"  # inside the run's .hydra/ dir
@@ -30,7 +31,7 @@ class LaunchError(FishbenchError):
 
 
 def worker_config_path(run_dir: Path) -> Path:
-    return Path(run_dir) / ".hydra" / WORKER_CONFIG
+    return Path(run_dir) / HYDRA_DIR / WORKER_CONFIG
 
 
 def master_port(world: WorldConfig) -> int:
