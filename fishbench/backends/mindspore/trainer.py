@@ -136,10 +136,13 @@ class MindSporeTrainer(Trainer):
                         rng_states: list[dict[str, Any]]) -> None:
         # MindSpore appends ".ckpt" to other names (and makes the file read-only): save there.
         target = path.with_name(path.name + ".ckpt")
-        ms.save_checkpoint(self.train_net, str(target),
-                           append_dict={MINDSPORE_META_KEY: json.dumps(meta),
-                                        RNG_KEY: json.dumps(rng_states)})
-        os.replace(target, path)
+        try:
+            ms.save_checkpoint(self.train_net, str(target),
+                               append_dict={MINDSPORE_META_KEY: json.dumps(meta),
+                                            RNG_KEY: json.dumps(rng_states)})
+            os.replace(target, path)
+        finally:  # a failed save (a full disk) leaves no partial file behind
+            target.unlink(missing_ok=True)
 
     def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
         if path.suffix == TORCH_SUFFIX:
