@@ -18,4 +18,7 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     sys.argv = quote_world_choices(sys.argv)
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as err:  # SIGINT/SIGTERM: recorded as interrupted, already logged
+        sys.exit(getattr(err, "exit_code", 130))

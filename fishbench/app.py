@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -22,12 +23,13 @@ from fishbench.checkpoint import CheckpointPolicy, resolve_checkpoint
 from fishbench.config import RunConfig, validate
 from fishbench.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.data.spec import load_data_spec
-from fishbench.engine import Progress, fit
-from fishbench.errors import CheckpointError, FishbenchError
+from fishbench.engine import Progress, fit, resumed_progress
+from fishbench.errors import CheckpointError, FishbenchError, RunInterrupted
 from fishbench.export import export_model
 from fishbench.infer import infer_onnx
-from fishbench.launch import launch, slurm_worker_env
-from fishbench.results import METRICS_FILE, RunRecorder, atomic_write_text
+from fishbench.launch import launch, resume_hint, slurm_worker_env
+from fishbench.results import METRICS_FILE, RunRecorder, remove_stale_temp_files, write_metrics
+from fishbench.rundir import CompletedRun
 from fishbench.sweep_resume import RESUME_ENV
 
 log = logging.getLogger("fishbench")
@@ -37,15 +39,22 @@ def main(cfg: DictConfig) -> float:
     """Hydra's task function: returns the final validation top1 (what a sweeper optimises).
 
     A user error stops a single run with its message and exit status 2; in a multirun the job is
-    recorded as failed and the sweep goes on (the return value is then NaN).
+    recorded as failed and the sweep goes on (the return value is then NaN). SIGINT/SIGTERM mark
+    the run interrupted and raise :class:`RunInterrupted` (``run.py`` exits 128 + the signal).
+    A command that fails in the dir of a completed run, before it trained an epoch, leaves that
+    run's files as they were.
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if os.environ.get(RESUME_ENV) == "1":  # a job that a resumed sweep continues
         cfg.resume = True
+    completed = CompletedRun.find(run_dir)
+    stop_on_signals()
     try:
         config = validate(cfg)
+        if completed is not None:
+            completed.check_command(config)
         slurm_env = slurm_worker_env(config.world)
         if slurm_env is not None:  # Slurm started this task as one worker of the world
             os.environ.update(slurm_env)
@@ -53,18 +62,51 @@ def main(cfg: DictConfig) -> float:
         if config.world.size > 1:
             return run_workers(config, cfg, run_dir)
         return run(cfg, run_dir)
-    except FishbenchError as err:
-        log.error("%s", err)
-        record_failure(run_dir, cfg, err)
+    except (FishbenchError, KeyboardInterrupt) as err:
+        log.error("%s", outcome_message(err, run_dir))
+        settle(run_dir, cfg, err, completed)
+        if isinstance(err, KeyboardInterrupt):
+            raise
         if multirun:
             return math.nan
         sys.exit(2)
     except Exception as err:
         log.exception("run failed")
-        record_failure(run_dir, cfg, err)
+        settle(run_dir, cfg, err, completed)
         if multirun:
             return math.nan
         raise
+
+
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM raise :class:`RunInterrupted` (in the main thread, where Python runs
+    signal handlers), so that the run is recorded as interrupted instead of left "running"."""
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise RunInterrupted(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+
+
+def outcome_message(err: BaseException, run_dir: Path) -> str:
+    """What ``metrics.json`` and the terminal say about ``err``; an interruption adds how to
+    continue."""
+    message = str(err) or type(err).__name__
+    if isinstance(err, KeyboardInterrupt):
+        return f"The run was {message or 'interrupted'}. {resume_hint(run_dir)}"
+    return message
+
+
+def settle(run_dir: Path, cfg: DictConfig, err: BaseException,
+           completed: CompletedRun | None) -> None:
+    """Record how this command ended: put a completed run's files back when the command did not
+    train it further, otherwise mark the run failed or interrupted."""
+    if completed is not None and not completed.trained_further():
+        completed.restore()
+        log.warning("%s still holds the completed run it held before this command.", run_dir)
+        return
+    record_failure(run_dir, cfg, err)
 
 
 def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
@@ -72,16 +114,21 @@ def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
     load_backend(config.backend.name).check_runtime(config)
     launch(config, cfg, run_dir)
     path = run_dir / METRICS_FILE
-    return float(json.loads(path.read_text())["top1"]) if path.exists() else math.nan
+    top1 = json.loads(path.read_text()).get("top1") if path.exists() else None
+    return math.nan if top1 is None else float(top1)
 
 
 def run_worker(cfg: DictConfig, run_dir: Path) -> float:
     """One data-parallel worker: join the process group, log to ``rank<r>.log``, run its share."""
+    stop_on_signals()
     backend = load_backend(str(cfg.backend.name))
     rank, world_size, local_rank = backend.init_distributed(cfg)
     log_to_rank_file(run_dir, rank)
     try:
         return run(cfg, run_dir, rank, world_size, local_rank)
+    except RunInterrupted as err:
+        log.error("worker rank %d was %s", rank, err)
+        raise
     except Exception:
         log.exception("worker rank %d failed", rank)
         raise
@@ -126,16 +173,16 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
 def recorded(run_dir: Path, config: RunConfig, versions: dict[str, str],
              task: Callable[[RunRecorder | None], dict[str, Any]], writes: bool = True) -> float:
     """Run ``task`` with a recorder of ``run_dir`` (none on ranks that do not ``write``), mark
-    the run completed or failed, and return its top1."""
+    the run completed, failed or interrupted, and return its top1."""
     if not writes:
         return float(task(None).get("top1", math.nan))
     recorder = RunRecorder(run_dir, run_info(config, versions))
     try:
         results = task(recorder)
     except BaseException as err:
-        # Ctrl-C, or SIGTERM in a sweep: "interrupted", which a resumed sweep continues
-        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        recorder.finish(status, error=str(err) or type(err).__name__)
+        interrupted = isinstance(err, KeyboardInterrupt)
+        recorder.finish("interrupted" if interrupted else "failed",
+                        error=outcome_message(err, run_dir))
         raise
     recorder.finish("completed", **results)
     return float(results.get("top1", math.nan))
@@ -159,11 +206,13 @@ def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: 
                              f"{config.backend.name} yet.")
     policy = CheckpointPolicy(run_dir, trainer.checkpoint_suffix, config.save_checkpoint_epochs,
                               config.keep_checkpoint_max)
+    if recorder is not None:  # the one writer: a kill mid-write left these
+        for stale in remove_stale_temp_files(policy.dir) + remove_stale_temp_files(run_dir):
+            log.info("removed %s, left by an interrupted write", stale)
     progress = Progress()
     if config.resume:
         source = resolve_checkpoint(config.ckpt_path or run_dir, suffixes)
-        meta = trainer.load_checkpoint(source, full=True)
-        progress = Progress(meta["epoch"], meta["global_step"], meta["best_top1"], meta["best_epoch"])
+        progress = resumed_progress(trainer, trainer.load_checkpoint(source, full=True), source)
         log.info("resumed from %s at epoch %d, step %d", source, progress.epoch, progress.global_step)
     elif config.ckpt_path is not None:
         trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, weights), full=False)
@@ -181,23 +230,29 @@ def run_info(config: RunConfig, versions: dict[str, str]) -> dict[str, Any]:
 
 
 def record_failure(run_dir: Path, cfg: DictConfig, err: BaseException) -> None:
-    """Mark the run failed with ``err``: a bad config, a missing device or data, a dead worker.
+    """Mark the run failed with ``err`` (a bad config, a missing device or data, a dead worker),
+    or interrupted when ``err`` is a :class:`KeyboardInterrupt`.
 
     The error of this (outermost) process is the one users read; an earlier error that rank 0
     recorded is kept as ``cause``. A run that rank 0 completed stays completed.
     """
     path = run_dir / METRICS_FILE
-    previous = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        previous = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:  # not JSON: replaced by this record
+        previous = {}
+    previous = previous if isinstance(previous, dict) else {}
     if previous.get("status") == "completed":
         return
-    message = str(err) or type(err).__name__
+    message = outcome_message(err, run_dir)
+    status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
 
     def pick(key: str) -> Any:
         return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
 
     info = {"model": pick("model.name"), "backend": pick("backend.name"),
             "device": pick("device.name"), "dataset": pick("dataset.name"), "task": pick("task"),
-            **previous, "status": "failed", "error": message}
+            **previous, "status": status, "error": message}
     if previous.get("error") not in (None, message):
         info["cause"] = previous["error"]
-    atomic_write_text(path, json.dumps(info, indent=2) + "\n")
+    write_metrics(run_dir, info)

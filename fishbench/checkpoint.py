@@ -43,13 +43,25 @@ class CheckpointPolicy:
 
     def save(self, epoch: int, final: bool, is_best: bool, write: Callable[[Path], None]) -> None:
         """Write ``last`` through ``write(tmp_path)``, then link it to the other names due
-        (hard links: no extra disk; ``last`` is later replaced, never rewritten in place)."""
-        atomic_write(self.last, write)
+        (hard links: no extra disk; ``last`` is later replaced, never rewritten in place).
+
+        A write that fails (a full disk, a lost mount) raises :class:`CheckpointError`; the
+        checkpoints saved before are left as they were."""
         names = ["best"] if is_best else []
         if epoch % self.save_every == 0 or final:
             names.append(f"epoch_{epoch:04d}")
-        for name in names:
-            atomic_write(self.path(name), self._link_last)
+        target = self.last
+        try:
+            atomic_write(target, write)
+            for name in names:
+                target = self.path(name)
+                atomic_write(target, self._link_last)
+        except (OSError, RuntimeError) as err:  # frameworks wrap a failed write in RuntimeError
+            raise CheckpointError(
+                f"Could not write the checkpoint {target} of epoch {epoch} ({err}). The "
+                f"checkpoints saved before in {self.dir} are intact: free disk space (or fix "
+                "the folder), then continue with resume=true."
+            ) from None
         for old in sorted(self.dir.glob(f"epoch_*{self.suffix}"))[: -self.keep_max]:
             old.unlink()
 

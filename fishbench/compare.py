@@ -23,9 +23,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from fishbench.errors import FishbenchError
-from fishbench.results import METRICS_FILE, atomic_write, atomic_write_text, read_history
+from fishbench.results import (HYDRA_DIR, METRICS_FILE, atomic_write, atomic_write_text,
+                               read_history)
 
-HYDRA_DIR = ".hydra"
 METRIC_COLUMNS = ("top1", "top5", "best_top1", "best_epoch", "ms_per_step", "img_per_s",
                   "total_time_s", "status")
 HIGHER_IS_BETTER = frozenset({"top1", "top5", "best_top1", "img_per_s"})
@@ -33,7 +33,8 @@ COMPLETED = "completed"
 
 
 class CompareError(FishbenchError):
-    """A path that holds no run, or a filter no run can match."""
+    """A path that holds no run, a filter no run can match, or an output file in a folder that
+    does not exist."""
 
 
 @dataclass
@@ -114,6 +115,9 @@ def _read_metrics(path: Path) -> dict[str, Any]:
         metrics = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         return {"status": "unreadable", "error": f"{file}: {err}"}
+    if not isinstance(metrics, dict):
+        return {"status": "unreadable",
+                "error": f"{file}: holds a JSON {type(metrics).__name__}, not an object"}
     metrics.setdefault("status", "unknown")
     return metrics
 
@@ -306,6 +310,15 @@ def render_markdown(table: Table) -> str:
     return "\n".join(out) + "\n"
 
 
+def output_path(path: str | Path) -> Path:
+    """``path`` of a file to write; its folder must exist (a typo must not create folders)."""
+    path = Path(path).expanduser()
+    if not path.parent.is_dir():
+        raise CompareError(f"cannot write '{path}': the folder '{path.parent}' does not exist. "
+                             "Create it first or pass a path in an existing folder.")
+    return path
+
+
 def write_csv(table: Table, path: Path) -> None:
     """The table with full-precision values, plus an ``error`` column."""
     buf = io.StringIO()
@@ -314,11 +327,11 @@ def write_csv(table: Table, path: Path) -> None:
     for row in table.rows:
         writer.writerow(["" if row.cells[c] is None else row.cells[c] for c in table.columns]
                         + [row.run.metrics.get("error", "")])
-    atomic_write_text(Path(path), buf.getvalue())
+    atomic_write_text(output_path(path), buf.getvalue())
 
 
 def write_markdown(table: Table, path: Path) -> None:
-    atomic_write_text(Path(path), render_markdown(table))
+    atomic_write_text(output_path(path), render_markdown(table))
 
 
 def _plain(text: str) -> str:
@@ -395,7 +408,7 @@ def write_png(table: Table, path: Path) -> None:
     if heatmap:
         _plot_heatmap(fig.add_subplot(1, 2, 2), fig, table)
     fig.tight_layout()
-    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    atomic_write(output_path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def compare(paths: Sequence[str | Path], filters: Sequence[str] = (), sort: str = "top1",

@@ -32,24 +32,35 @@ def read_mindspore_checkpoint(path: Path) -> tuple[Arrays, dict[str, Any]]:
     try:
         saved = ms.load_checkpoint(str(path))
         entries = {k: json.loads(v) for k, v in saved.items() if isinstance(v, str)}
-    except (ValueError, RuntimeError, OSError, TypeError) as err:
-        entries, saved = {"error": str(err) or type(err).__name__}, {}
+    except Exception as err:  # noqa: BLE001  (any file: MindSpore's parser raises many kinds)
+        entries, saved = {"error": f"{type(err).__name__}: {err}"}, {}
     if MINDSPORE_META_KEY not in entries:
         raise CheckpointError(f"ckpt_path '{path}' is not a fishbench MindSpore checkpoint "
-                              f"({entries.get('error', 'it has no ' + MINDSPORE_META_KEY)}).")
+                              f"({entries.get('error', 'it has no ' + MINDSPORE_META_KEY)}). "
+                              "Pass a .ckpt file from a run's checkpoints/ dir, or the run dir.")
     return {k: v.asnumpy() for k, v in saved.items() if not isinstance(v, str)}, entries
 
 
-def read_torch_checkpoint(path: Path) -> tuple[Arrays, dict[str, Any]]:
-    """The model's state dict (as arrays) and the fishbench meta of a PyTorch checkpoint."""
+def load_torch_checkpoint(path: Path) -> dict[str, Any]:
+    """A fishbench PyTorch checkpoint's contents: ``meta``, ``state_dict`` and training state."""
     import torch  # noqa: PLC0415  (only to parse the file format)
 
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)
-        return {k: v.numpy() for k, v in saved["state_dict"].items()}, saved["meta"]
-    except (RuntimeError, OSError, KeyError, TypeError, AttributeError) as err:
-        raise CheckpointError(f"ckpt_path '{path}' is not a fishbench PyTorch checkpoint "
-                              f"({err}).") from None
+        if not {"meta", "state_dict"} <= set(saved):
+            raise KeyError("it has no meta and state_dict")
+    except Exception as err:  # noqa: BLE001  (any file: unpickling raises many kinds)
+        raise CheckpointError(
+            f"ckpt_path '{path}' is not a fishbench PyTorch checkpoint ({type(err).__name__}: "
+            f"{err}). Pass a .pt file from a run's checkpoints/ dir, or the run dir."
+        ) from None
+    return saved
+
+
+def read_torch_checkpoint(path: Path) -> tuple[Arrays, dict[str, Any]]:
+    """The model's state dict (as arrays) and the fishbench meta of a PyTorch checkpoint."""
+    saved = load_torch_checkpoint(path)
+    return {k: v.numpy() for k, v in saved["state_dict"].items()}, saved["meta"]
 
 
 def foreign_weights(path: Path, cfg: RunConfig, full: bool) -> tuple[Arrays, dict[str, Any]]:

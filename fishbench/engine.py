@@ -35,6 +35,8 @@ class Progress:
     global_step: int = 0
     best_top1: float = 0.0
     best_epoch: int = 0
+    elapsed_s: float = 0.0  # run time of the earlier parts of a resumed run
+    saved_epoch: int | None = None  # the epoch of checkpoints/last; None before the first save
 
 
 class Trainer(ABC):
@@ -63,12 +65,21 @@ class Trainer(ABC):
         """Top-k counts over the whole validation split (summed over ranks)."""
 
     @abstractmethod
-    def save_checkpoint(self, path: Path, meta: dict[str, Any]) -> None:
-        """Write weights, optimizer/scaler/RNG state and ``meta`` to ``path``."""
+    def rank_rng_states(self) -> list[Any]:
+        """Every rank's RNG states, indexed by rank: a collective, called on every rank."""
+
+    @abstractmethod
+    def save_checkpoint(self, path: Path, meta: dict[str, Any], rng_states: list[Any]) -> None:
+        """Write weights, optimizer/scaler state, every rank's ``rng_states`` and ``meta``."""
 
     @abstractmethod
     def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
-        """Load weights (and, with ``full``, the training state); return the saved ``meta``."""
+        """Load weights (and, with ``full``, the training state and this rank's RNG states);
+        return the saved ``meta``."""
+
+    @abstractmethod
+    def weights_finite(self) -> bool:
+        """Whether every parameter and buffer (BatchNorm statistics included) is finite."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:
@@ -79,7 +90,8 @@ class StepLogger:
     """Called after every step; at log points it syncs, checks the loss and prints a line."""
 
     def __init__(self, cfg: RunConfig, recorder: RunRecorder | None, global_batch: int,
-                 steps_per_epoch: int) -> None:
+                 steps_per_epoch: int, progress: Progress) -> None:
+        self.progress = progress
         self.every = cfg.log_every_n_steps
         self.epochs = cfg.epochs
         self.recorder = recorder
@@ -104,7 +116,9 @@ class StepLogger:
         if not self.due(step_in_epoch):
             return
         value = float(loss)
-        check_finite(value, epoch, global_step)
+        if not math.isfinite(value):
+            raise diverged(f"The training loss became {value}", epoch, global_step,
+                           self.progress.saved_epoch)
         ms = self.timer.lap(self._since_lap)
         self._since_lap = 0
         img_per_s = 1000.0 * self.global_batch / ms
@@ -114,13 +128,18 @@ class StepLogger:
             self.recorder.log_step(global_step, value, lr, img_per_s)
 
 
-def check_finite(loss: float, epoch: int, global_step: int) -> None:
-    if not math.isfinite(loss):
-        raise TrainingDiverged(
-            f"The training loss became {loss} at epoch {epoch + 1}, step {global_step}. The run "
-            "stopped and its last good checkpoint (checkpoints/last) was kept. Lower lr_init, add "
-            "warmup_epochs, or set amp=false, then start again or resume=true."
-        )
+def diverged(what: str, epoch: int, global_step: int, saved_epoch: int | None) -> TrainingDiverged:
+    """The error for a run that diverged in ``epoch`` (0-based), saying which checkpoint exists."""
+    fix = "Lower lr_init, add warmup_epochs, or set amp=false"
+    if saved_epoch is None:
+        kept = (f"No checkpoint of this run exists (none is saved before the end of an epoch). "
+                f"{fix}, then start the run again.")
+    else:
+        kept = (f"Its last good checkpoint, checkpoints/last of epoch {saved_epoch} (every "
+                f"parameter and buffer finite), was kept. {fix}, then continue from it with "
+                "resume=true or start again.")
+    return TrainingDiverged(f"{what} at epoch {epoch + 1}, step {global_step}; the run stopped. "
+                            f"{kept}")
 
 
 def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy,
@@ -136,13 +155,21 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
         )
     lrs = lr_per_step(cfg, steps)
     global_batch = cfg.batch_size * trainer.world_size
-    logger = StepLogger(cfg, recorder, global_batch, steps)
+    logger = StepLogger(cfg, recorder, global_batch, steps, progress)
+    if recorder is not None:
+        recorder.continue_from(progress.elapsed_s)
     top1 = top5 = loss = float("nan")
     for epoch in range(progress.epoch, cfg.epochs):
         started = time.perf_counter()
         logger.start_epoch()
         loss = trainer.train_epoch(epoch, lrs, progress.global_step, logger)
-        check_finite(loss, epoch, progress.global_step + steps)
+        if not math.isfinite(loss):
+            raise diverged(f"The training loss became {loss}", epoch,
+                           progress.global_step + steps, progress.saved_epoch)
+        if not trainer.weights_finite():
+            raise diverged("A parameter or buffer of the model (e.g. a BatchNorm running "
+                           "variance) became NaN or infinite", epoch,
+                           progress.global_step + steps, progress.saved_epoch)
         train_time = time.perf_counter() - started
         progress.global_step += steps
         top1, top5 = trainer.evaluate().percent()[:2]
@@ -157,11 +184,13 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
         log.info("epoch %d/%d done: loss %.4f  top1 %.2f  top5 %.2f  (best %.2f @ %d)  %.1fs",
                  progress.epoch, cfg.epochs, loss, top1, top5, progress.best_top1,
                  progress.best_epoch, row["epoch_time_s"])
+        rng_states = trainer.rank_rng_states()
         if recorder is not None:
             recorder.log_epoch(row)
-            meta = checkpoint_meta(cfg, progress)
+            meta = checkpoint_meta(trainer, progress, recorder.elapsed_s())
             policy.save(progress.epoch, progress.epoch == cfg.epochs, is_best,
-                        lambda tmp: trainer.save_checkpoint(tmp, meta))
+                        lambda tmp: trainer.save_checkpoint(tmp, meta, rng_states))
+        progress.saved_epoch = progress.epoch
     ms = logger.timer.median_ms()
     return {"top1": top1, "top5": top5, "loss": loss, "epochs": progress.epoch,
             "steps": progress.global_step, "ms_per_step": ms,
@@ -169,11 +198,51 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
             "img_per_s_per_device": 1000.0 * cfg.batch_size / ms if ms == ms else float("nan")}
 
 
-def checkpoint_meta(cfg: RunConfig, progress: Progress) -> dict[str, Any]:
+def checkpoint_meta(trainer: Trainer, progress: Progress, elapsed_s: float) -> dict[str, Any]:
+    cfg = trainer.cfg
     return {"model": cfg.model.name, "num_classes": cfg.model.num_classes,
             "backend": cfg.backend.name, "epoch": progress.epoch,
             "global_step": progress.global_step, "best_top1": progress.best_top1,
-            "best_epoch": progress.best_epoch}
+            "best_epoch": progress.best_epoch, "batch_size": cfg.batch_size,
+            "world_size": trainer.world_size, "steps_per_epoch": trainer.steps_per_epoch,
+            "elapsed_s": round(elapsed_s, 3)}
+
+
+def resumed_progress(trainer: Trainer, meta: dict[str, Any], path: Path) -> Progress:
+    """Where the run of a loaded checkpoint stands; stops with a clear message when this run
+    cannot continue it exactly: another batch size, world size or epoch length (the step count
+    and the learning-rate schedule are counted in steps of the original global batch), nothing
+    left to train, or weights that are not finite."""
+    cfg, epoch = trainer.cfg, meta["epoch"]
+    saved = (meta.get("batch_size", cfg.batch_size), meta.get("world_size", trainer.world_size))
+    if saved != (cfg.batch_size, trainer.world_size):
+        raise CheckpointError(
+            f"'{path}' was trained with batch_size={saved[0]} on {saved[1]} process(es), this "
+            f"run has batch_size={cfg.batch_size} on {trainer.world_size}. resume=true continues "
+            "with the same batch size and world (progress and the learning-rate schedule count "
+            f"its steps): pass batch_size={saved[0]} and that world, or start a new run from its "
+            f"weights with ckpt_path={path} resume=false."
+        )
+    steps = meta.get("steps_per_epoch", meta["global_step"] // epoch if epoch else None)
+    if steps not in (None, trainer.steps_per_epoch):
+        raise CheckpointError(
+            f"'{path}' was trained with {steps} steps per epoch, this run has "
+            f"{trainer.steps_per_epoch} (max_steps_per_epoch, batch_size or the dataset "
+            "changed). Resume with the settings the run started with, or start a new run from "
+            f"its weights with ckpt_path={path} resume=false."
+        )
+    if epoch >= cfg.epochs:
+        raise CheckpointError(
+            f"'{path}' has already trained {epoch} epoch(s) and epochs={cfg.epochs}: nothing "
+            f"to resume. Pass a larger epochs (e.g. epochs={epoch + 1}) to train it further."
+        )
+    if not trainer.weights_finite():
+        raise CheckpointError(
+            f"'{path}' holds NaN or infinite parameters or buffers: training from it diverges "
+            "at once. Resume from an earlier checkpoint (checkpoints/epoch_*) or start again."
+        )
+    return Progress(epoch, meta["global_step"], meta["best_top1"], meta["best_epoch"],
+                    meta.get("elapsed_s", 0.0), saved_epoch=epoch)
 
 
 def check_meta(meta: dict[str, Any], cfg: RunConfig, path: Path) -> None:

@@ -1,5 +1,7 @@
 """User-facing errors: one clear paragraph naming the key or path and the fix, never a traceback."""
 
+import signal
+
 
 class FishbenchError(Exception):
     """An error the user can fix; ``run.py`` prints its message and exits non-zero."""
@@ -23,3 +25,16 @@ class CheckpointError(FishbenchError):
 
 class TrainingDiverged(FishbenchError):
     """The loss became NaN or infinite."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM (what Slurm sends at a time limit) stopped the run."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum

@@ -82,6 +82,11 @@ def infer_onnx(config: RunConfig, spec: DataSpec) -> dict[str, Any]:
         raise ConfigError(f"model_file '{model_file}' takes {node.shape[2:]} images, but "
                           f"dataset.image_size is {size}. Set dataset.image_size (and "
                           "dataset.resize_size) to the export's size.")
+    classes = session.get_outputs()[0].shape[-1]
+    if isinstance(classes, int) and classes != spec.num_classes:
+        raise ConfigError(f"model_file '{model_file}' predicts {classes} classes, but the "
+                          f"dataset ({config.dataset.name}) has {spec.num_classes}. Infer on the "
+                          "dataset the model was trained on, or export a model of this one.")
     acc, seconds, timed = Accuracy(), 0.0, 0
     samples = val_samples(spec, config.dataset.bad_images, config.seed)
     for first in range(0, spec.val_size, batch):

@@ -19,7 +19,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from fishbench.config import RunConfig, WorldConfig
-from fishbench.errors import FishbenchError
+from fishbench.errors import FishbenchError, RunInterrupted
+from fishbench.results import HYDRA_DIR
 
 log = logging.getLogger("fishbench")
 WORKER_CONFIG = "worker_config.yaml"  # inside the run's .hydra/ dir
@@ -30,7 +31,7 @@ class LaunchError(FishbenchError):
 
 
 def worker_config_path(run_dir: Path) -> Path:
-    return Path(run_dir) / ".hydra" / WORKER_CONFIG
+    return Path(run_dir) / HYDRA_DIR / WORKER_CONFIG
 
 
 def master_port(world: WorldConfig) -> int:
@@ -45,6 +46,10 @@ def master_port(world: WorldConfig) -> int:
 
 
 def resume_hint(run_dir: Path) -> str:
+    """How to continue the run in ``run_dir`` (or, before its first checkpoint, that one must
+    start it again)."""
+    if not any((Path(run_dir) / "checkpoints").glob("last.*")):
+        return "No checkpoint was saved yet (one is saved after each epoch): start the run again."
     return (f"The last checkpoint in {run_dir}/checkpoints stays usable: continue with the same "
             f"command plus `resume=true hydra.run.dir={run_dir}`.")
 
@@ -88,6 +93,7 @@ def slurm_worker_env(world: WorldConfig) -> dict[str, str] | None:
 
 
 def _torch_elastic(world: WorldConfig, port: int, run_dir: Path) -> None:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -99,6 +105,8 @@ def _torch_elastic(world: WorldConfig, port: int, run_dir: Path) -> None:
         monitor_interval=1, start_method="spawn")
     try:
         elastic_launch(launch_config, sys.executable)("-m", "fishbench.worker", str(run_dir))
+    except SignalException as err:  # the agent has passed the signal on to the workers
+        raise RunInterrupted(int(err.sigval)) from None
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
         raise LaunchError(
@@ -125,7 +133,16 @@ def _msrun(world: WorldConfig, port: int, run_dir: Path) -> None:
            f"--node_rank={world.node_rank}", f"--log_dir={run_dir / 'msrun_logs'}",
            "--join=True", f"--cluster_time_out={world.timeout_s}", str(worker), str(run_dir)]
     quiet = {"GLOG_v": os.environ.get("GLOG_v", "2")}  # MindSpore's own INFO lines off
-    code = subprocess.call(cmd, env={**os.environ, **quiet})
+    proc = subprocess.Popen(cmd, env={**os.environ, **quiet})
+    try:
+        code = proc.wait()
+    except RunInterrupted as err:  # pass SIGINT/SIGTERM on to msrun, which stops its workers
+        proc.send_signal(err.signum)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
     if code != 0:
         raise LaunchError(
             f"msrun exited with code {code}: a worker failed or the cluster did not form within "

@@ -1,11 +1,12 @@
 """What every run writes into its output dir, identical for both backends.
 
-- ``metrics.json``: the final numbers and the run's status (``running``, ``completed``, ``failed``);
+- ``metrics.json``: the final numbers and the run's status (``running``, ``completed``, ``failed``,
+  ``interrupted``); always valid JSON (a NaN or infinite number is written as ``null``);
 - ``history.csv``: one row per epoch;
 - TensorBoard event files under ``tensorboard/``.
 
 Every file is written atomically (a temporary file renamed over the old one), so a crash never
-leaves a half-written file behind.
+leaves a half-written file behind; the file gets the permissions of the user's umask.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +26,10 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 METRICS_FILE = "metrics.json"
+HYDRA_DIR = ".hydra"
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+COMPLETED_COPY = "completed"  # .hydra/completed/: Hydra's files of the run that completed
+TEMP_GLOB = ".*.tmp*"  # what atomic_write leaves behind when killed mid-write
 HISTORY_FILE = "history.csv"
 TENSORBOARD_DIR = "tensorboard"
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "top1", "top5", "epoch_time_s", "img_per_s")
@@ -35,14 +42,60 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from the group
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary files that a process killed mid-write left in ``folder``."""
+    stale = sorted(Path(folder).glob(TEMP_GLOB)) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (also inside dicts and lists) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """Write ``run_dir/metrics.json`` atomically as strict JSON (no NaN)."""
+    text = json.dumps(finite_or_none(metrics), indent=2, allow_nan=False) + "\n"
+    atomic_write_text(Path(run_dir) / METRICS_FILE, text)
+
+
+def keep_hydra_files_of_completed_run(run_dir: Path) -> None:
+    """Copy Hydra's ``.hydra/*.yaml`` to ``.hydra/completed/``: Hydra rewrites them when any
+    later command starts in this dir, and they are put back if that command fails
+    (:mod:`fishbench.rundir`)."""
+    hydra_dir = Path(run_dir) / HYDRA_DIR
+    for name in HYDRA_FILES:
+        if (hydra_dir / name).is_file():
+            atomic_copy(hydra_dir / name, hydra_dir / COMPLETED_COPY / name)
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:
@@ -83,9 +136,17 @@ class RunRecorder:
         self.info = dict(info)  # model, backend, device, world_size, versions, ...
         self.history = read_history(self.run_dir)  # a resumed run continues its history
         self.tb = ScalarWriter(self.run_dir / TENSORBOARD_DIR)
-        self.started = time.time()
+        self.started = time.time()  # earlier parts of a resumed run: see :meth:`continue_from`
         self.metrics: dict[str, Any] = {**self.info, "status": "running"}
         self._write_metrics()
+
+    def elapsed_s(self) -> float:
+        """Seconds the run has taken, its earlier parts (before a resume) included."""
+        return time.time() - self.started
+
+    def continue_from(self, elapsed_s: float) -> None:
+        """A resumed run: count the ``elapsed_s`` of its earlier parts in ``total_time_s``."""
+        self.started = time.time() - elapsed_s
 
     def log_step(self, step: int, loss: float, lr: float, img_per_s: float) -> None:
         self.tb.add_scalar("train/loss", loss, step)
@@ -115,21 +176,25 @@ class RunRecorder:
         return row["top1"], int(row["epoch"])
 
     def finish(self, status: str, error: str | None = None, **results: Any) -> dict[str, Any]:
-        """Write the final ``metrics.json``; ``results`` holds top1, top5, loss, steps, timing..."""
-        best_top1, best_epoch = self.best()
+        """Write the final ``metrics.json``; ``results`` holds top1, top5, loss, steps, timing...
+
+        ``best_top1``/``best_epoch`` come from the epochs trained: a run without any (eval,
+        export, infer, or a train run stopped in its first epoch) has none."""
+        best = dict(zip(("best_top1", "best_epoch"), self.best())) if self.history else {}
         self.metrics = {
             **self.info,
-            "best_top1": best_top1,
-            "best_epoch": best_epoch,
+            **best,
             **results,
-            "total_time_s": round(time.time() - self.started, 3),
+            "total_time_s": round(self.elapsed_s(), 3),
             "status": status,
         }
         if error is not None:
             self.metrics["error"] = error
         self._write_metrics()
+        if status == "completed":
+            keep_hydra_files_of_completed_run(self.run_dir)
         self.tb.close()
         return self.metrics
 
     def _write_metrics(self) -> None:
-        atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(self.metrics, indent=2) + "\n")
+        write_metrics(self.run_dir, self.metrics)

@@ -23,4 +23,7 @@ def main(run_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    try:
+        main(sys.argv[1])
+    except KeyboardInterrupt as err:  # SIGINT/SIGTERM from the launcher: recorded, logged
+        sys.exit(getattr(err, "exit_code", 130))

@@ -61,27 +61,42 @@ def find_split_dir(root: Path, split: str) -> Path:
     )
 
 
+def visible(path: Path) -> bool:
+    """Not a hidden file or folder (``.DS_Store``, macOS's ``._*`` resource forks, ``.git``)."""
+    return not path.name.startswith(".")
+
+
 def scan_image_folder(split_dir: Path, classes: tuple[str, ...] | None = None) -> DatasetIndex:
-    """Index ``split_dir/<class>/<image>``; class order is the sorted folder names (or ``classes``)."""
-    found = tuple(sorted(d.name for d in split_dir.iterdir() if d.is_dir()))
-    if classes is None:
-        classes = found
-    elif set(found) - set(classes):
+    """Index ``split_dir/<class>/<image>``; class order is the sorted folder names (or ``classes``).
+
+    Hidden files and folders are skipped. Scanning the split that defines the classes (no
+    ``classes`` given: the train split), a class folder without images stops the run: that class
+    could never be learned.
+    """
+    found = tuple(sorted(d.name for d in split_dir.iterdir() if d.is_dir() and visible(d)))
+    if classes is not None and set(found) - set(classes):
         extra = sorted(set(found) - set(classes))[:5]
         raise DataError(
             f"'{split_dir}' has class folders that the train split lacks ({', '.join(extra)}...). "
             "The train and val splits must use the same class folders."
         )
+    defines_classes = classes is None
+    classes = found if classes is None else classes
     files: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
         folder = split_dir / name
         if not folder.is_dir():
             continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(str(path))
-                labels.append(label)
+        images = [str(p) for p in sorted(folder.iterdir())
+                  if visible(p) and p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images and defines_classes:
+            raise DataError(
+                f"The class folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}): "
+                "that class could never be learned. Add its images or remove the folder."
+            )
+        files += images
+        labels += [label] * len(images)
     if not files:
         raise DataError(f"'{split_dir}' holds no image files in class folders. {LAYOUT_HELP}")
     return DatasetIndex(tuple(files), np.asarray(labels, dtype=np.int64), classes)

@@ -125,15 +125,24 @@ class MindSporeTrainer(Trainer):
         """Sum over the ranks of a data-parallel run (``values`` itself on one process)."""
         return ms.ops.AllReduce()(values) if self.world_size > 1 else values
 
-    def save_checkpoint(self, path: Path, meta: dict[str, Any]) -> None:
-        rng = {"numpy": _json_ready(np.random.get_state()), "python": random.getstate(),
-               "mindspore": ms.get_rng_state().asnumpy().tolist()}
+    def rank_rng_states(self) -> list[dict[str, Any]]:
+        mine = {"numpy": _json_ready(np.random.get_state()), "python": random.getstate(),
+                "mindspore": ms.get_rng_state().asnumpy().tolist()}
+        if self.world_size == 1:
+            return [mine]
+        return _all_gather_json(mine)
+
+    def save_checkpoint(self, path: Path, meta: dict[str, Any],
+                        rng_states: list[dict[str, Any]]) -> None:
         # MindSpore appends ".ckpt" to other names (and makes the file read-only): save there.
         target = path.with_name(path.name + ".ckpt")
-        ms.save_checkpoint(self.train_net, str(target),
-                           append_dict={MINDSPORE_META_KEY: json.dumps(meta),
-                                        RNG_KEY: json.dumps(rng)})
-        os.replace(target, path)
+        try:
+            ms.save_checkpoint(self.train_net, str(target),
+                               append_dict={MINDSPORE_META_KEY: json.dumps(meta),
+                                            RNG_KEY: json.dumps(rng_states)})
+            os.replace(target, path)
+        finally:  # a failed save (a full disk) leaves no partial file behind
+            target.unlink(missing_ok=True)
 
     def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
         if path.suffix == TORCH_SUFFIX:
@@ -148,15 +157,31 @@ class MindSporeTrainer(Trainer):
         arrays = {k: v for k, v in arrays.items() if k != "learning_rate"}
         ms.load_param_into_net(target, _parameters(arrays))
         if full:
-            rng = entries[RNG_KEY]
+            states = entries[RNG_KEY] if isinstance(entries[RNG_KEY], list) else [entries[RNG_KEY]]
+            rng = states[self.rank % len(states)]  # another world size is refused after this
             np.random.set_state(_numpy_state(rng["numpy"]))
             random.setstate(_python_state(rng["python"]))
             ms.set_rng_state(ms.Tensor(np.array(rng["mindspore"], np.uint8)))
         return meta
 
+    def weights_finite(self) -> bool:
+        return all(bool(np.isfinite(p.asnumpy()).all()) for p in self.net.get_parameters())
+
     def versions(self) -> dict[str, str]:
         return {"mindspore": ms.__version__, "mindspore_mode": self.mode,
                 "mindspore_amp_level": self.level}
+
+
+def _all_gather_json(value: Any) -> list[Any]:
+    """``value`` of every rank, indexed by rank. MindSpore has no object gather, and its CPU
+    collectives take float tensors only: the JSON text's bytes travel as float32 rows."""
+    data = np.frombuffer(json.dumps(value).encode(), np.uint8).astype(np.float32)
+    gather = ms.ops.AllGather()
+    lengths = gather(ms.Tensor([[len(data)]], ms.float32)).asnumpy()[:, 0].astype(int)
+    row = np.zeros((1, lengths.max()), np.float32)
+    row[0, : len(data)] = data
+    rows = gather(ms.Tensor(row)).asnumpy()
+    return [json.loads(bytes(r[:n].astype(np.uint8).tolist())) for r, n in zip(rows, lengths)]
 
 
 def _json_ready(state: tuple) -> list:

@@ -16,10 +16,9 @@ from fishbench.backends.pytorch.device import amp_dtype, select_device, synchron
 from fishbench.backends.pytorch.loader import batches, build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
-from fishbench.crossckpt import MINDSPORE_SUFFIX, foreign_weights
+from fishbench.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
 from fishbench.data.spec import DataSpec
 from fishbench.engine import StepLogger, Trainer, check_meta
-from fishbench.errors import CheckpointError
 from fishbench.metrics import Accuracy
 
 
@@ -121,32 +120,43 @@ class TorchTrainer(Trainer):
             dist.all_reduce(values)
         return values
 
-    def save_checkpoint(self, path: Path, meta: dict[str, Any]) -> None:
+    def rank_rng_states(self) -> list[dict[str, Any]]:
+        mine = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                "python": random.getstate()}
+        if self.world_size == 1:
+            return [mine]
+        states: list[Any] = [None] * self.world_size
+        dist.all_gather_object(states, mine)
+        return states
+
+    def save_checkpoint(self, path: Path, meta: dict[str, Any],
+                        rng_states: list[dict[str, Any]]) -> None:
         torch.save({"meta": meta, "state_dict": self.model.state_dict(),
                     "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                    "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                            "python": random.getstate()}}, path)
+                    "rng": rng_states}, path)
 
     def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
         if path.suffix == MINDSPORE_SUFFIX:  # written by the MindSpore backend: weights only
             arrays, meta = foreign_weights(path, self.cfg, full)
             self.model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
             return meta
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-            meta = saved["meta"]
-        except (RuntimeError, OSError, KeyError, TypeError) as err:
-            raise CheckpointError(f"ckpt_path '{path}' is not a fishbench PyTorch checkpoint "
-                                  f"({err}).") from None
+        saved = load_torch_checkpoint(path)
+        meta = saved["meta"]
         check_meta(meta, self.cfg, path)
         self.model.load_state_dict(saved["state_dict"])
         if full:
             self.optimizer.load_state_dict(saved["optimizer"])
             self.scaler.load_state_dict(saved["scaler"])
-            torch.set_rng_state(saved["rng"]["torch"])
-            np.random.set_state(saved["rng"]["numpy"])
-            random.setstate(saved["rng"]["python"])
+            states = saved["rng"] if isinstance(saved["rng"], list) else [saved["rng"]]
+            rng = states[self.rank % len(states)]  # another world size is refused after this
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
         return meta
+
+    def weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values()
+                   if t.is_floating_point())
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "torchvision": torchvision.__version__}
