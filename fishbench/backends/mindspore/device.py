@@ -23,6 +23,11 @@ TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 GPU_LIBRARIES = (("libcuda.so.1", "the NVIDIA driver"), ("libcudart.so.11.0", "the CUDA 11.x runtime"),
                  ("libcudnn.so.8", "cuDNN 8"))
 DEFAULT_AMP_LEVEL = {"cpu": "O0", "gpu": "O2", "ascend": "O3"}
+# On AVX-512 CPUs the oneDNN 3.10 inside MindSpore 2.10 runs a 3x3 convolution on MindSpore's
+# plain NCHW tensors with its reference kernel (``jit_uni_ncsp:conv+ref:any``), ~100x slower
+# than the im2col + GEMM kernel (``gemm:jit``) it picks when capped at AVX2: a FishNet99 step of
+# the default job went from ~7 s to ~1.5 s (benchmarks/mindspore_cpu.py, BENCHMARKS.md).
+ONEDNN_ISA_VARIABLE, ONEDNN_CPU_ISA = "ONEDNN_MAX_CPU_ISA", "AVX2"
 
 
 def _plugin_error() -> str:
@@ -100,10 +105,14 @@ _configured = False  # MindSpore's device is set once per process
 
 def configure(cfg: RunConfig) -> None:
     """Select the device, the execution mode and the seed of this process (once: MindSpore's
-    device cannot change later). Under ``msrun`` each worker's card follows its local rank."""
+    device cannot change later), and on the CPU oneDNN's fast convolution kernels. Under
+    ``msrun`` each worker's card follows its local rank."""
     global _configured
     if _configured:
         return
+    if cfg.device.name == "cpu":
+        # Read by oneDNN at its first kernel, which comes later; a value the user set is kept.
+        os.environ.setdefault(ONEDNN_ISA_VARIABLE, ONEDNN_CPU_ISA)
     if cfg.device.name == "cpu" or cfg.world.size > 1:
         ms.set_device(TARGETS[cfg.device.name])
     else:
