@@ -47,6 +47,18 @@ class TimingLogger:
         self.marks.append(now)
 
 
+def set_threads(backend: str, threads: int) -> None:
+    """``threads`` compute threads for the backend's kernels (before its first kernel)."""
+    if backend == "mindspore":
+        import mindspore as ms
+
+        ms.set_context(runtime_num_threads=threads)
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def build_trainer(backend: str, model: str, steps: int, epochs: int, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
@@ -77,11 +89,15 @@ def train_batches(trainer, backend: str):
 
 
 def worker(backend: str, model: str, args: dict[str, Any], conn) -> None:
-    """Build the trainer, then answer ``("epoch", n)``, ``("profile", n)``, ``("data", n)``."""
+    """Build the trainer, then answer ``epoch`` (train one epoch, then evaluate), ``profile``
+    (the same under the profiler), ``data`` (read one epoch's batches) until ``stop``."""
     from fishbench.schedule import lr_per_step
 
+    if args["threads"]:
+        set_threads(backend, args["threads"])
     started = time.perf_counter()
-    trainer = build_trainer(backend, model, args["steps"], args["epochs"], args["overrides"])
+    overrides = args["overrides"] + (args["ms_overrides"] if backend == "mindspore" else [])
+    trainer = build_trainer(backend, model, args["steps"], args["epochs"], overrides)
     lrs = lr_per_step(trainer.cfg, trainer.steps_per_epoch)
     built = time.perf_counter() - started
     epoch = 0
@@ -108,9 +124,10 @@ def worker(backend: str, model: str, args: dict[str, Any], conn) -> None:
         trainer.train_epoch(epoch, lrs, epoch * trainer.steps_per_epoch, logger)
         ended = time.perf_counter()
         ops = stop_profiler(backend, profiler, out_dir, trainer.steps_per_epoch) if profiler else None
+        trainer.evaluate()
         marks = [started, *logger.marks]
         conn.send({"step_s": [b - a for a, b in zip(marks, marks[1:])], "sync_s": logger.sync_s,
-                   "epoch_s": ended - started, "ops": ops})
+                   "epoch_s": ended - started, "eval_s": time.perf_counter() - ended, "ops": ops})
         epoch += 1
 
 
@@ -158,7 +175,8 @@ def loadavg() -> str:
 
 def bench_model(model: str, args: argparse.Namespace) -> None:
     ctx = mp.get_context("spawn")
-    spec = {"steps": args.steps, "epochs": args.repeats + 2, "overrides": args.override}
+    spec = {"steps": args.steps, "epochs": args.repeats + 2, "overrides": args.override,
+            "ms_overrides": args.ms_override, "threads": args.threads}
     workers, info = {}, {}
     for backend in BACKENDS:  # one at a time: building (and compiling) competes for the cores
         parent, child = ctx.Pipe()
@@ -166,18 +184,23 @@ def bench_model(model: str, args: argparse.Namespace) -> None:
         process.start()
         workers[backend] = (process, parent)
         info[backend] = parent.recv()
-    results: dict[str, dict[str, list[float]]] = {b: {"step": [], "sync": [], "data": [],
-                                                      "first": []} for b in BACKENDS}
+    results: dict[str, dict[str, list[float]]] = {
+        b: {"step": [], "sync": [], "data": [], "eval": [], "first": [], "later_first": []}
+        for b in BACKENDS}
     for backend in BACKENDS:  # the first epoch compiles (MindSpore graph mode): timed apart
         workers[backend][1].send("epoch")
-        results[backend]["first"] = workers[backend][1].recv()["step_s"]
+        first = workers[backend][1].recv()
+        results[backend]["first"] = [first["step_s"][0]]
+        results[backend]["first_eval"] = [first["eval_s"]]
     loads = [loadavg()]
     for _ in range(args.repeats):
         for backend in BACKENDS:
             conn = workers[backend][1]
             conn.send("epoch")
             epoch = conn.recv()
-            results[backend]["step"] += epoch["step_s"]
+            results[backend]["later_first"].append(epoch["step_s"][0])  # after an evaluation
+            results[backend]["step"] += epoch["step_s"][1:]
+            results[backend]["eval"].append(epoch["eval_s"])
             results[backend]["sync"] += epoch["sync_s"]
             conn.send("data")
             results[backend]["data"] += conn.recv()["data_s"]
@@ -198,16 +221,18 @@ def report(model: str, args: argparse.Namespace, info: dict, results: dict, prof
     print(f"\n### {model}, batch 64 of 32x32 digits, {args.repeats} x {args.steps} steps per "
           f"backend, interleaved\n")
     print(f"load average (1/5/15 min) before and after each round: {'; '.join(loads)}\n")
-    print("| backend | build s | first epoch ms/step | step ms (median) | of which data | "
-          "of which sync | compute (rest) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| backend | build s | first step ms | first eval s | first step after eval ms | "
+          "step ms (median) | of which data | of which sync | compute (rest) | eval s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     medians = {}
     for backend in BACKENDS:
         r = results[backend]
         step, data, sync = median_ms(r["step"]), median_ms(r["data"]), median_ms(r["sync"])
         medians[backend] = step
         print(f"| {backend} | {info[backend]['built_s']:.1f} | {median_ms(r['first']):.0f} | "
-              f"{step:.0f} | {data:.0f} | {sync:.0f} | {step - data - sync:.0f} |")
+              f"{r['first_eval'][0]:.1f} | {median_ms(r['later_first']):.0f} | {step:.0f} | "
+              f"{data:.0f} | {sync:.0f} | {step - data - sync:.0f} | "
+              f"{statistics.median(r['eval']):.1f} |")
     print(f"\nMindSpore / PyTorch, median step: {medians['mindspore'] / medians['pytorch']:.2f}x "
           f"(versions: {info['mindspore']['versions']})")
     for backend, profile in profiles.items():
@@ -236,11 +261,16 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="add the top operators")
     parser.add_argument("--top", type=int, default=12, help="rows of each operator table")
     parser.add_argument("--override", nargs="*", default=[],
-                        help="more run.py overrides for both backends, e.g. backend.mode=pynative")
+                        help="more run.py overrides for both backends, e.g. model.name=...")
+    parser.add_argument("--ms-override", nargs="*", default=[],
+                        help="run.py overrides for MindSpore only, e.g. backend.mode=pynative")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="compute threads of each backend (default: the frameworks' own)")
     args = parser.parse_args()
     cpu = platform.processor() or platform.machine()
     print(f"machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; "
-          f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}")
+          f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}, "
+          f"threads per backend: {args.threads or 'default'}")
     for model in args.models:
         bench_model(model, args)
 
