@@ -9,6 +9,7 @@ import ctypes
 import io
 import logging
 import os
+from pathlib import Path
 
 import mindspore as ms
 import numpy as np
@@ -23,6 +24,13 @@ TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 GPU_LIBRARIES = (("libcuda.so.1", "the NVIDIA driver"), ("libcudart.so.11.0", "the CUDA 11.x runtime"),
                  ("libcudnn.so.8", "cuDNN 8"))
 DEFAULT_AMP_LEVEL = {"cpu": "O0", "gpu": "O2", "ascend": "O3"}
+# On AVX-512 CPUs the oneDNN 3.10 inside MindSpore 2.10 runs a 3x3 convolution on MindSpore's
+# plain NCHW tensors with its reference kernel (``jit_uni_ncsp:conv+ref:any``), ~100x slower
+# than the im2col + GEMM kernel (``gemm:jit``) it picks when capped at AVX2: a FishNet99 step of
+# the default job ran 11x faster with the cap (benchmarks/mindspore_cpu.py, BENCHMARKS.md).
+ONEDNN_LIBRARY = "lib/libdnnl.so.3"  # MindSpore's own oneDNN, inside its package
+ONEDNN_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"  # the user's own cap, which is kept
+ONEDNN_CPU_ISA_AVX2 = 0x7  # dnnl_cpu_isa_avx2 of oneDNN 3.x's dnnl_cpu_isa_t
 
 
 def _plugin_error() -> str:
@@ -100,10 +108,13 @@ _configured = False  # MindSpore's device is set once per process
 
 def configure(cfg: RunConfig) -> None:
     """Select the device, the execution mode and the seed of this process (once: MindSpore's
-    device cannot change later). Under ``msrun`` each worker's card follows its local rank."""
+    device cannot change later), and on the CPU oneDNN's fast convolution kernels. Under
+    ``msrun`` each worker's card follows its local rank."""
     global _configured
     if _configured:
         return
+    if cfg.device.name == "cpu":
+        _cap_onednn_isa()
     if cfg.device.name == "cpu" or cfg.world.size > 1:
         ms.set_device(TARGETS[cfg.device.name])
     else:
@@ -113,6 +124,23 @@ def configure(cfg: RunConfig) -> None:
     ms.set_seed(cfg.seed)  # the same initial weights on every data-parallel rank
     _absorb_numpy_abi_error()
     _configured = True
+
+
+def _cap_onednn_isa() -> None:
+    """Cap MindSpore's oneDNN at AVX2 before its first kernel, unless the user set
+    ``ONEDNN_MAX_CPU_ISA``. Through oneDNN's API rather than the environment, so that PyTorch's
+    own oneDNN, in this process or its children, keeps its full ISA."""
+    library = Path(ms.__file__).parent / ONEDNN_LIBRARY
+    if ONEDNN_ISA_VARIABLE in os.environ or not library.exists():  # the user's cap; no oneDNN
+        return
+    try:
+        status = ctypes.CDLL(str(library)).dnnl_set_max_cpu_isa(ONEDNN_CPU_ISA_AVX2)
+    except (OSError, AttributeError) as err:
+        status = str(err)
+    if status != 0:  # 0 is dnnl_success; oneDNN refuses once its first kernel has run
+        log.warning("Could not cap MindSpore's oneDNN at AVX2 (%s): on AVX-512 CPUs its 3x3 "
+                    "convolutions may run ~100x slower. Set ONEDNN_MAX_CPU_ISA=AVX2 before "
+                    "starting the run.", status)
 
 
 def _absorb_numpy_abi_error() -> None:
