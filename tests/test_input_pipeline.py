@@ -165,8 +165,8 @@ def test_both_backends_get_the_same_batches_from_one_plan(tmp_path: Path) -> Non
     assert torch.equal(next(iter(again))[0], next(iter(torch_train))[0])
 
 
-@pytest.mark.parametrize("encoded", [False, True], ids=["cpu-engine", "gpu-engine-workers"])
-def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, encoded: bool) -> None:
+@pytest.mark.parametrize("device_share", [0.0, 1.0], ids=["cpu-engine", "gpu-engine-workers"])
+def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: float) -> None:
     folder = tmp_path / "x" / "a"
     folder.mkdir(parents=True)
     photo(1).save(folder / "0_good.jpg")
@@ -179,7 +179,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, encoded: bool)
     (folder / "5_empty.jpg").write_bytes(b"")
     photo(6).save(folder / "6_good.jpg")
     index = scan_image_folder(tmp_path / "x")
-    source = SampleSource(index, "skip", pil_decode, AugmentPlan(1, TRAIN), None, encoded)
+    source = SampleSource(index, "skip", pil_decode, AugmentPlan(1, TRAIN), None, device_share)
     bad = BadFiles()
     for position in range(len(index)):
         s = source.read(0, position)
@@ -189,7 +189,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, encoded: bool)
         else:
             assert s.pixels.shape == (32, 32, 3)
     assert sorted(Path(p).name for p in bad.paths) == ["1_truncated.jpg", "5_empty.jpg"]
-    stop = SampleSource(index, "stop", pil_decode, AugmentPlan(1, TRAIN), None, encoded)
+    stop = SampleSource(index, "stop", pil_decode, AugmentPlan(1, TRAIN), None, device_share)
     with pytest.raises(DataError, match="1_truncated.jpg.*dataset.bad_images=skip"):
         stop.read(0, 1)
 

@@ -25,6 +25,9 @@ from fishbench.data.transforms import EvalTransform
 
 
 
+GOLDEN = 0.6180339887498949  # spreads any share of the files evenly over the index
+
+
 @dataclass(frozen=True)
 class Crop:
     """Where the output comes from: ``box`` (left, top, right, bottom) of the image resized to
@@ -102,15 +105,16 @@ def is_device_decodable(data: bytes) -> bool:
 class SampleSource:
     """The samples of one split. ``plan`` set: training crops of the plan; else eval crops.
 
-    ``decode`` is the cpu engine's kernel. With ``encoded`` (the gpu engine) files that
-    :func:`is_device_decodable` accepts are passed on as bytes, others are decoded here.
+    ``decode`` is the cpu engine's kernel. The gpu engine hands the share ``device_share`` of
+    the files (a fixed subset) on as bytes, if :func:`is_device_decodable` accepts them, and
+    decodes the others here: the workers' cores decode alongside nvjpeg.
     """
 
     def __init__(self, index: DatasetIndex, bad_images: str, decode: Decoder,
                  plan: AugmentPlan | None, eval_transform: EvalTransform | None,
-                 encoded: bool = False) -> None:
+                 device_share: float = 0.0) -> None:
         self.index, self.bad_images, self.decode = index, bad_images, decode
-        self.plan, self.eval_transform, self.encoded = plan, eval_transform, encoded
+        self.plan, self.eval_transform, self.device_share = plan, eval_transform, device_share
         self.size = plan.transform.size if plan is not None else eval_transform.size  # type: ignore[union-attr]
 
     def __len__(self) -> int:
@@ -139,7 +143,8 @@ class SampleSource:
                 return eval_crop(width, height, t)  # type: ignore[arg-type]
 
             aug = EVAL_AUG
-        if self.encoded and is_device_decodable(data):
+        on_device = (file * GOLDEN) % 1.0 < self.device_share
+        if on_device and is_device_decodable(data):
             with Image.open(io.BytesIO(data)) as img:
                 crop = geometry(*img.size)
             return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped, crop, True)

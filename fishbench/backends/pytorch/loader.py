@@ -3,7 +3,8 @@
 Workers hand over uint8 crops (``cpu`` engine) or JPEG bytes (``gpu`` engine); the main process
 moves each batch to the device (decoding it there with nvjpeg for the ``gpu`` engine) and runs the
 float stage once per batch: flip, colour jitter, normalise, channels_last. On CUDA the next batch
-is prepared on a side stream while the current one trains (as timm's PrefetchLoader).
+is prepared on a side stream while the current one trains (as timm's PrefetchLoader, with the
+decode and the float stage on that stream too).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from fishbench.errors import DataError
 
 log = logging.getLogger("fishbench")
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (float, normalised, on the device), labels
+# The gpu engine's share of files decoded by nvjpeg; its workers decode the rest on their cores,
+# which would otherwise only read files (see BENCHMARKS.md, "Input pipeline").
+GPU_ENGINE_DEVICE_SHARE = 0.6
 
 
 class PlanDataset(Dataset):
@@ -67,17 +71,24 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 @dataclass
 class HostBatch:
-    """A collated batch on the host: ``pixels`` uint8 NHWC (zeros where a sample is encoded),
-    the encoded samples' bytes and crops at positions ``encoded_at``, and per-sample numbers."""
+    """A collated batch on the host: the crops decoded in the workers (uint8 NHWC, at positions
+    ``decoded_at``), the encoded samples' bytes (one tensor, cut at ``encoded_ends``) and crops
+    at positions ``encoded_at``, and the per-sample numbers. Few tensors: each one a worker
+    hands over costs a shared-memory segment."""
 
     pixels: torch.Tensor
-    encoded: list[torch.Tensor]
+    decoded_at: torch.Tensor
+    encoded: torch.Tensor
+    encoded_ends: list[int]
     crops: list[Crop]
-    encoded_at: list[int]
+    encoded_at: torch.Tensor
     labels: torch.Tensor
     aug: torch.Tensor
     files: np.ndarray
     skipped: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
     def pin_memory(self) -> "HostBatch":
         self.pixels, self.labels, self.aug = (t.pin_memory() for t in (self.pixels, self.labels,
@@ -86,55 +97,57 @@ class HostBatch:
 
 
 def collate(samples: list[Sample]) -> HostBatch:
-    size = next((s.crop.size if s.encoded else s.pixels.shape[0] for s in samples))
-    pixels = np.zeros((len(samples), size, size, 3), np.uint8)
-    encoded, crops, encoded_at = [], [], []
-    for i, s in enumerate(samples):
-        if s.encoded:
-            encoded.append(torch.from_numpy(s.pixels.copy()))
-            crops.append(s.crop)
-            encoded_at.append(i)
-        else:
-            pixels[i] = s.pixels
-    return HostBatch(torch.from_numpy(pixels), encoded, crops, encoded_at,
+    decoded = [i for i, s in enumerate(samples) if not s.encoded]
+    encoded = [i for i, s in enumerate(samples) if s.encoded]
+    size = samples[encoded[0]].crop.size if encoded else samples[0].pixels.shape[0]
+    pixels = np.empty((len(decoded), size, size, 3), np.uint8)
+    for k, i in enumerate(decoded):
+        pixels[k] = samples[i].pixels
+    data = [samples[i].pixels for i in encoded]
+    return HostBatch(torch.from_numpy(pixels), torch.tensor(decoded, dtype=torch.long),
+                     torch.from_numpy(np.concatenate(data) if data else np.empty(0, np.uint8)),
+                     np.cumsum([len(d) for d in data]).tolist(),
+                     [samples[i].crop for i in encoded], torch.tensor(encoded, dtype=torch.long),
                      torch.tensor([s.label for s in samples]),
                      torch.from_numpy(np.stack([s.aug for s in samples])),
                      np.array([s.file for s in samples]), np.array([s.skipped for s in samples]))
 
 
 def resize_crop(image: torch.Tensor, crop: Crop) -> torch.Tensor:
-    """``crop`` of a CHW float image (on any device), antialiased bilinear, as float CHW 0..255."""
+    """``crop`` of a CHW uint8 image (on any device), antialiased bilinear: float CHW 0..255."""
     left, top, right, bottom = crop.box
     if crop.resized != (image.shape[2], image.shape[1]):  # eval: resize all, then the centre
-        image = F.interpolate(image[None], size=crop.resized[::-1], mode="bilinear",
+        image = F.interpolate(image[None].float(), size=crop.resized[::-1], mode="bilinear",
                               antialias=True, align_corners=False)[0]
         return image[:, top:bottom, left:right]
-    return F.interpolate(image[None, :, top:bottom, left:right], size=(crop.size, crop.size),
-                         mode="bilinear", antialias=True, align_corners=False)[0]
+    return F.interpolate(image[None, :, top:bottom, left:right].float(),
+                         size=(crop.size, crop.size), mode="bilinear", antialias=True,
+                         align_corners=False)[0]
 
 
 class DeviceDecoder:
     """The ``gpu`` engine's device part: nvjpeg decodes a batch's JPEG bytes on the current
-    stream, then each image is cropped and resized there. The host waits for the decode before
-    its output is used (pytorch/vision#9606: the hardware decoder can race the caller's stream).
+    stream, then each image is cropped and resized there. The host waits for the whole device
+    before the output is used (pytorch/vision#9606: the decoder can race the caller's stream; a
+    stream-only wait let late writes corrupt reused memory on an H200).
     A batch nvjpeg refuses is decoded on the CPU instead (``cpu_fallbacks`` counts the files)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cpu_fallbacks = 0
 
-    def __call__(self, batch: HostBatch, images: torch.Tensor) -> None:
-        """Write the decoded crops into ``images`` (float NCHW 0..255 on the device)."""
+    def __call__(self, batch: HostBatch) -> torch.Tensor:
+        """The encoded samples' crops: float NCHW 0..255 on the device."""
         from torchvision.io import ImageReadMode, decode_jpeg
 
+        files = list(batch.encoded.tensor_split(batch.encoded_ends[:-1]))
         try:
-            decoded = decode_jpeg(batch.encoded, mode=ImageReadMode.RGB, device=self.device)
-            torch.cuda.current_stream(self.device).synchronize()
-            crops = [resize_crop(image.float(), crop) for image, crop in zip(decoded, batch.crops)]
+            decoded = decode_jpeg(files, mode=ImageReadMode.RGB, device=self.device)
+            torch.cuda.synchronize(self.device)  # every stream: nvjpeg's may not be ours
+            crops = [resize_crop(image, crop) for image, crop in zip(decoded, batch.crops)]
         except RuntimeError:
-            crops = [self._on_cpu(data, crop) for data, crop in zip(batch.encoded, batch.crops)]
-        for i, crop in zip(batch.encoded_at, crops):
-            images[i] = crop
+            crops = [self._on_cpu(data, crop) for data, crop in zip(files, batch.crops)]
+        return torch.stack(crops)
 
     def _on_cpu(self, data: torch.Tensor, crop: Crop) -> torch.Tensor:
         self.cpu_fallbacks += 1
@@ -144,6 +157,7 @@ class DeviceDecoder:
             raise DataError(f"A JPEG of this batch cannot be decoded ({err}); run with "
                             "dataset.decoder=cpu to find and skip it.") from None
         return torch.from_numpy(pixels).to(self.device).permute(2, 0, 1).float()
+
 
 
 class DeviceBatches:
@@ -164,28 +178,39 @@ class DeviceBatches:
 
     def _prepare(self, batch: HostBatch) -> Batch:
         self.bad_files.add(self.index, batch.files, batch.skipped)
-        images = batch.pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        if batch.encoded:
-            self.decoder(batch, images)  # type: ignore[misc]
+        decoded = batch.pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        if len(batch.encoded_at) == 0:
+            images = decoded
+        else:
+            images = torch.empty((len(batch), *decoded.shape[1:]), device=self.device)
+            images = images.contiguous(memory_format=torch.channels_last)
+            images[batch.encoded_at.to(self.device)] = self.decoder(batch)  # type: ignore[misc]
+            if len(batch.decoded_at):
+                images[batch.decoded_at.to(self.device)] = decoded
         aug = batch.aug.to(self.device, non_blocking=True)
         return self.stage(images, aug, batch.aug), batch.labels.to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[Batch]:
-        host = batches(self.loader)
         if self.device.type != "cuda":
-            for batch in host:
+            for batch in batches(self.loader):
                 yield self._prepare(batch)
-            return
+        else:
+            yield from self._prefetched()
+
+    def _prefetched(self) -> Iterator[Batch]:
+        """The next batch is copied, decoded (gpu engine) and run through the float stage on a
+        side stream while the current one trains."""
         stream = torch.cuda.Stream(self.device)
         current: Batch | None = None
-        for batch in host:
+        for batch in batches(self.loader):
             with torch.cuda.stream(stream):
                 upcoming = self._prepare(batch)
             if current is not None:
                 yield current
-            torch.cuda.current_stream(self.device).wait_stream(stream)
+            main = torch.cuda.current_stream(self.device)
+            main.wait_stream(stream)
             for tensor in upcoming:
-                tensor.record_stream(torch.cuda.current_stream(self.device))
+                tensor.record_stream(main)
             current = upcoming
         if current is not None:
             yield current
@@ -235,12 +260,12 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
                                  memory_format),
                 SyntheticBatches(val_n // world_size, batch_size, size, classes, seed + 1, device,
                                  memory_format))
-    encoded = decoder == "gpu"
-    device_decoder = DeviceDecoder(device) if encoded else None
+    device_share = GPU_ENGINE_DEVICE_SHARE if decoder == "gpu" else 0.0
+    device_decoder = DeviceDecoder(device) if device_share else None
 
     def split(index: DatasetIndex, plan: AugmentPlan | None, shuffle: bool) -> DeviceBatches:
         source = SampleSource(index, bad_images, pil_decode, plan,
-                              None if shuffle else spec.eval_transform, encoded)
+                              None if shuffle else spec.eval_transform, device_share)
         loader = DataLoader(PlanDataset(source), batch_size=batch_size,
                             sampler=EpochSampler(index, seed, rank, world_size, shuffle),
                             num_workers=num_workers, collate_fn=collate,
