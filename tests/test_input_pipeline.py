@@ -63,8 +63,7 @@ def test_plan_is_a_pure_function_of_seed_epoch_and_file() -> None:
     assert len(orders) > 12 and all(sorted(o) == [0, 1, 2, 3] for o in orders)
     b_factors = [plan.sample(0, f).jitter[0] for f in range(300)]
     assert 0.6 <= min(b_factors) and max(b_factors) <= 1.4
-    # A box that no try fits (a 1x200 strip) falls back to torchvision's centre crop.
-    assert plan.sample(0, 0).box(200, 1) == (99 - 1 + 1 - 1 + 1 - 1, 0, 101 - 1, 1) or True
+    # A box that no try fits (a 400x10 strip) falls back to torchvision's centre crop.
     left, top, right, bottom = plan.sample(0, 0).box(400, 10)
     assert (top, bottom) == (0, 10) and right - left == round(10 * 4 / 3)
 

@@ -145,7 +145,9 @@ class DeviceDecoder:
             decoded = decode_jpeg(files, mode=ImageReadMode.RGB, device=self.device)
             torch.cuda.synchronize(self.device)  # every stream: nvjpeg's may not be ours
             crops = [resize_crop(image, crop) for image, crop in zip(decoded, batch.crops)]
-        except RuntimeError:
+        except RuntimeError as err:
+            log.warning("nvjpeg refused a batch (%s); decoding its %d JPEGs on the CPU",
+                        err, len(files))
             crops = [self._on_cpu(data, crop) for data, crop in zip(files, batch.crops)]
         return torch.stack(crops)
 
