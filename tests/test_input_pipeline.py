@@ -219,13 +219,15 @@ def test_images_skipped_counts_each_bad_file_once_per_run(tmp_path: Path, fishbe
     root = jpeg_tree(tmp_path / "data", classes=2, per_class=4)
     (root / "train" / "c0" / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     (root / "val" / "c1" / "bad.jpg").write_bytes(b"")
+    (root / "val" / "c1" / "bad.png").write_bytes(b"\x89PNG truncated")
     run_dir = tmp_path / "run"
     run_cli(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
              "dataset.resize_size=40", "dataset.num_workers=0", "model=resnet50", "epochs=2",
              "batch_size=3", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0", "T_max=2",
              f"hydra.run.dir={run_dir}"])
     m = metrics_of(run_dir)
-    assert m["status"] == "completed" and m["images_skipped"] == 2  # 2 epochs, 2 evals
+    # Counted once per run, train and val: 3 files (counting per train epoch would give 2).
+    assert m["status"] == "completed" and m["images_skipped"] == 3
     # ResNet50's 8.18 GFLOPs at 224x224, scaled to 32x32.
     assert m["model_gflops_per_image"] == pytest.approx(8.178 * (32 / 224) ** 2, rel=0.02)
     assert m["mfu"] is None  # no peak for a CPU
