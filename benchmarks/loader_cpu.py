@@ -1,4 +1,4 @@
-"""A backend's train loader alone on the CPU, one process: img/s over two epochs (no model).
+"""A backend's train loader alone on the CPU, one process: img/s per epoch (no model).
 
     python benchmarks/loader_cpu.py --backend pytorch --dataset digits
     python benchmarks/loader_cpu.py --backend mindspore --root /tmp/tree --hue 0.1
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--hue", type=float, default=0.1, help="colour jitter's hue (imagefolder)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     if args.dataset == "digits":  # the default job's data and transform numbers
         dataset = OmegaConf.to_container(OmegaConf.load(CONF / "digits.yaml"), resolve=True)
@@ -59,7 +60,7 @@ def main() -> None:
         configure(cfg)
         train, _ = build_batches(spec, args.batch, args.workers, "skip", cfg.seed, 0, 1, BadFiles())
         epoch = train.epoch
-    for e in range(2):
+    for e in range(args.epochs):
         start, n = time.perf_counter(), 0
         for _, labels in epoch(e):
             n += len(labels)

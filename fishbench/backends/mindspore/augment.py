@@ -59,22 +59,27 @@ def hue(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
     return ops.stack(channels, axis=1)
 
 
-JITTERS = (brightness, contrast, saturation, hue)  # the jitter ids of the plan
+JITTERS = tuple(ms.jit(op) for op in (brightness, contrast, saturation, hue))  # the plan's ids
 
 
 def color_jitter(x: ms.Tensor, factors: np.ndarray, order: np.ndarray) -> ms.Tensor:
     """Apply to sample ``i`` of ``x`` (float 0..1 NCHW) jitter ``order[i, k]`` with factor
-    ``factors[i, order[i, k]]`` for k = 0..3 (``factors`` and ``order`` are host arrays)."""
+    ``factors[i, order[i, k]]`` for k = 0..3 (``factors`` and ``order`` are host arrays).
+
+    Each (step, jitter) pair runs compiled (``ms.jit``: eager CPU kernels are several times
+    slower) on the samples it picks, padded to a power of two by repeating one of them, so that
+    a batch compiles at most log2(batch) + 1 shapes per jitter."""
     for step in range(order.shape[1]):
         for jid, op in enumerate(JITTERS):
             picked = np.flatnonzero(order[:, step] == jid)
             if len(picked) == 0:
                 continue
-            f = ms.Tensor(factors[picked, jid].reshape(-1, 1, 1, 1).astype(np.float32))
-            if len(picked) == x.shape[0]:
+            padded = np.resize(picked, min(1 << (len(picked) - 1).bit_length(), x.shape[0]))
+            f = ms.Tensor(factors[padded, jid].reshape(-1, 1, 1, 1).astype(np.float32))
+            if len(padded) == x.shape[0] and len(picked) == x.shape[0]:
                 x = op(x, f)
                 continue
-            idx = ms.Tensor(picked.astype(np.int32))
+            idx = ms.Tensor(padded.astype(np.int32))
             x = ops.tensor_scatter_update(x, idx.reshape(-1, 1), op(ops.gather(x, idx, 0), f))
     return x
 
