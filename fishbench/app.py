@@ -28,6 +28,7 @@ from fishbench.errors import CheckpointError, FishbenchError, RunInterrupted
 from fishbench.export import export_model
 from fishbench.infer import infer_onnx
 from fishbench.launch import launch, resume_hint, slurm_worker_env
+from fishbench.metrics import utilisation
 from fishbench.results import METRICS_FILE, RunRecorder, remove_stale_temp_files, write_metrics
 from fishbench.rundir import CompletedRun
 from fishbench.sweep_resume import RESUME_ENV
@@ -165,7 +166,11 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
 
     def task(recorder: RunRecorder | None) -> dict[str, Any]:
         results = run_task(config, trainer, recorder, run_dir)
-        return {"images_skipped": trainer.images_skipped, **results}
+        gflops = trainer.model_gflops_per_image
+        mfu = utilisation(gflops, results.get("img_per_s", math.nan), trainer.accelerator,
+                          trainer.precision, world_size) if config.task == "train" else None
+        return {"images_skipped": trainer.images_skipped, **results,
+                "model_gflops_per_image": gflops, "mfu": mfu}
 
     return recorded(run_dir, config, trainer.versions(), task, writes=rank == 0)
 

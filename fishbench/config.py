@@ -39,7 +39,7 @@ class ModelConfig:
 class BackendConfig:
     name: str = "pytorch"
     channels_last: bool = True  # pytorch
-    compile: bool = False  # pytorch
+    compile: Optional[bool] = None  # pytorch; None: on for training on a GPU, off elsewhere
     mode: Optional[str] = None  # mindspore: graph | pynative (None: per device)
     amp_level: str = "auto"  # mindspore: O0 | O2 | O3 | auto
 
@@ -77,7 +77,8 @@ class DatasetConfig:
     color_jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    num_workers: int = 0
+    num_workers: Any = "auto"  # a whole number, or auto (see fishbench.data.spec.worker_count)
+    decoder: str = "auto"  # auto | cpu | gpu: where images are decoded and cropped
     bad_images: str = "skip"
     train_samples: int = 2048  # synthetic
     val_samples: int = 512  # synthetic
@@ -141,6 +142,11 @@ def _check_ranges(c: RunConfig) -> None:
     _check_choice("dataset.name", c.dataset.name, DATASETS)
     _check_choice("schedule.name", c.schedule.name, SCHEDULES)
     _check_choice("dataset.bad_images", c.dataset.bad_images, ("skip", "stop"))
+    _check_choice("dataset.decoder", c.dataset.decoder, ("auto", "cpu", "gpu"))
+    workers = c.dataset.num_workers
+    _check(workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool)
+                                 and workers >= 0),
+           "dataset.num_workers", workers, "auto or a whole number >= 0")
     _check(c.backend.mode in (None, "graph", "pynative"), "backend.mode", c.backend.mode,
            "graph, pynative or null")
     _check(c.backend.amp_level in ("auto", "O0", "O1", "O2", "O3"), "backend.amp_level",

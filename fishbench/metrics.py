@@ -81,3 +81,38 @@ class StepTimer:
         measured = [iv for iv in self.intervals if iv[2]] or self.intervals
         per_step = [1000.0 * s / n for n, s, _ in measured for _ in range(n)]
         return statistics.median(per_step) if per_step else float("nan")
+
+
+# Dense peak TFLOP/s per accelerator and precision (datasheets: H100/H200 SXM, A100 SXM, Ascend
+# 910A/910B). "fp32" is a run without amp: on NVIDIA PyTorch runs convolutions in TF32 by
+# default, so it is counted against the TF32 tensor-core peak.
+PEAK_TFLOPS = {
+    ("H100", "bf16"): 989.0, ("H100", "fp32"): 494.5,
+    ("H200", "bf16"): 989.0, ("H200", "fp32"): 494.5,
+    ("A100", "bf16"): 312.0, ("A100", "fp32"): 156.0,
+    ("Ascend910B", "fp16"): 313.0, ("Ascend910B", "fp32"): 75.0,
+    ("Ascend910", "fp16"): 256.0,
+}
+TRAIN_FLOPS_PER_FORWARD = 3.0  # forward + backward (twice the forward) per training image
+
+
+def peak_tflops(accelerator: str | None, precision: str) -> float | None:
+    """The dense peak of ``accelerator`` (a device name as the framework reports it) at
+    ``precision``; None where the table has no entry (CPUs, other chips)."""
+    if not accelerator:
+        return None
+    name = accelerator.replace(" ", "")
+    for (chip, prec), peak in sorted(PEAK_TFLOPS.items(), key=lambda kv: -len(kv[0][0])):
+        if chip in name and prec == precision:
+            return peak
+    return None
+
+
+def utilisation(gflops_per_image: float | None, img_per_s: float, accelerator: str | None,
+                precision: str, devices: int) -> float | None:
+    """Model FLOPs utilisation of training: achieved FLOP/s over the devices' peak (None when
+    the peak is unknown or no throughput was measured)."""
+    peak = peak_tflops(accelerator, precision)
+    if peak is None or gflops_per_image is None or not img_per_s == img_per_s or img_per_s <= 0:
+        return None
+    return TRAIN_FLOPS_PER_FORWARD * gflops_per_image * img_per_s / (peak * 1e3 * devices)

@@ -1,9 +1,10 @@
-"""Reading one sample: decode to RGB (grayscale, CMYK and palette images included), and what an
-unreadable file does (``dataset.bad_images``: ``skip`` it and count, or ``stop`` the run)."""
+"""Reading one image: decode to RGB (grayscale, 16-bit, CMYK and palette images included), and
+what an unreadable file does (``dataset.bad_images``: ``skip`` it and count, or ``stop`` the run)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Callable, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -12,39 +13,58 @@ from fishbench.data.index import DatasetIndex
 from fishbench.errors import DataError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+READ_ERRORS = (OSError, SyntaxError, ValueError, RuntimeError)
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB of any mode; 16-bit grayscale is scaled to 8 bits (``convert`` would clip it white)."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        pixels = np.asarray(image).astype(np.uint32)
+        image = Image.fromarray((pixels >> 8).astype(np.uint8), mode="L")
+    return image.convert("RGB")
 
 
 def load_rgb(path: str) -> Image.Image:
     with Image.open(path) as img:
-        return img.convert("RGB")
+        return to_rgb(img)
+
+
+def first_readable(index: DatasetIndex, bad_images: str, position: int,
+                   read: Callable[[int, int], T]) -> T:
+    """``read(file, skipped)`` of the first readable file from ``position`` on (cyclically).
+
+    With ``bad_images='skip'`` an unreadable file is passed over (``skipped`` counts them); with
+    ``'stop'`` it raises :class:`DataError` naming the file and the fix.
+    """
+    n = len(index)
+    for skipped in range(n):
+        file = (position + skipped) % n
+        try:
+            return read(file, skipped)
+        except READ_ERRORS as err:
+            path = index.files[file]
+            if bad_images == "stop":
+                raise DataError(
+                    f"Cannot read image '{path}' ({err}). Remove or replace the file, or set "
+                    "dataset.bad_images=skip to skip unreadable images and count them."
+                ) from None
+            log.warning("skipping unreadable image %s (%s)", path, err)
+    raise DataError(f"No image of the split under '{index.files[0]}' can be read.")
 
 
 class SampleReader:
-    """Returns ``(rgb image, label, skipped)`` for a position of the index.
-
-    With ``bad_images='skip'`` an unreadable file is replaced by the next readable one and
-    ``skipped`` counts the files passed over; with ``'stop'`` it raises :class:`DataError`.
-    """
+    """Returns ``(rgb image, label, skipped)`` for a position of the index (see
+    :func:`first_readable`)."""
 
     def __init__(self, index: DatasetIndex, bad_images: str) -> None:
         self.index = index
         self.bad_images = bad_images
 
     def read(self, position: int) -> tuple[Image.Image, int, int]:
-        n = len(self.index)
-        for skipped in range(n):
-            i = (position + skipped) % n
-            path = self.index.files[i]
-            try:
-                return load_rgb(path), int(self.index.labels[i]), skipped
-            except (OSError, SyntaxError, ValueError) as err:
-                if self.bad_images == "stop":
-                    raise DataError(
-                        f"Cannot read image '{path}' ({err}). Remove or replace the file, or set "
-                        "dataset.bad_images=skip to skip unreadable images and count them."
-                    ) from None
-                log.warning("skipping unreadable image %s (%s)", path, err)
-        raise DataError(f"No image of the split under '{self.index.files[0]}' can be read.")
+        return first_readable(self.index, self.bad_images, position, lambda file, skipped: (
+            load_rgb(self.index.files[file]), int(self.index.labels[file]), skipped))
 
 
 def synthetic_sample(position: int, size: int, num_classes: int, seed: int) -> tuple[np.ndarray, int]:

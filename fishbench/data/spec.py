@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from fishbench.config import RunConfig
 from fishbench.data.digits import ensure_digits_tree
 from fishbench.data.index import DatasetIndex, build_indices
 from fishbench.data.transforms import EvalTransform, TrainTransform, transforms_for
-from fishbench.errors import DataError
+from fishbench.errors import ConfigError, DataError
 
 IMAGENET_CLASSES = 1000
 
@@ -24,6 +25,8 @@ class DataSpec:
     train_transform: TrainTransform
     eval_transform: EvalTransform
     synthetic_sizes: tuple[int, int] = (0, 0)
+    decoder: str = "cpu"  # the engine: cpu or gpu
+    num_workers: int = 0  # loader worker processes of each training process
 
     @property
     def train_size(self) -> int:
@@ -37,12 +40,13 @@ class DataSpec:
 def load_data_spec(cfg: RunConfig) -> DataSpec:
     """Index the configured dataset and check its class count against the model's."""
     ds = cfg.dataset
+    engine, workers = decoder_engine(cfg), worker_count(ds.num_workers, cfg.world.nproc_per_node)
     train_tf, eval_tf = transforms_for(ds)
     if ds.name == "synthetic":
         if ds.num_classes is None:
             raise DataError("dataset=synthetic needs dataset.num_classes (e.g. 1000).")
         spec = DataSpec(ds.name, None, None, ds.num_classes, train_tf, eval_tf,
-                        (ds.train_samples, ds.val_samples))
+                        (ds.train_samples, ds.val_samples), engine, workers)
     else:
         root = ensure_digits_tree(ds.root) if ds.name == "digits" else ds.root
         train, val = build_indices(root)
@@ -58,7 +62,7 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
                 f"dataset.num_classes is {ds.num_classes}, but '{ds.root}' has {found} class "
                 f"folders. Set dataset.num_classes={found} (or null to take it from the tree)."
             )
-        spec = DataSpec(ds.name, train, val, found, train_tf, eval_tf)
+        spec = DataSpec(ds.name, train, val, found, train_tf, eval_tf, (0, 0), engine, workers)
     if cfg.model.num_classes is not None and cfg.model.num_classes != spec.num_classes:
         raise DataError(
             f"model.num_classes is {cfg.model.num_classes}, but dataset={ds.name} has "
@@ -66,3 +70,28 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
             "matching data."
         )
     return spec
+
+
+def decoder_engine(cfg: RunConfig) -> str:
+    """``dataset.decoder`` resolved: ``auto`` is ``gpu`` for PyTorch on a GPU, else ``cpu``."""
+    choice = cfg.dataset.decoder
+    gpu_ok = cfg.backend.name == "pytorch" and cfg.device.name == "gpu"
+    if choice == "gpu" and not gpu_ok:
+        raise ConfigError(
+            f"dataset.decoder=gpu decodes JPEGs with nvjpeg and needs backend=pytorch with "
+            f"device=gpu (a CUDA GPU), but this run has backend={cfg.backend.name} "
+            f"device={cfg.device.name}. Set dataset.decoder=cpu (or auto)."
+        )
+    if choice == "auto":
+        return "gpu" if gpu_ok else "cpu"
+    return choice
+
+
+def worker_count(setting: int | str, processes_per_node: int) -> int:
+    """``dataset.num_workers``: a number as given; ``auto`` is the cores this process may use
+    divided by the training processes on the node, minus one for the training process itself
+    (0, decoding in the training process, where that leaves none)."""
+    if setting != "auto":
+        return int(setting)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(cores // processes_per_node - 1, 0)

@@ -1,65 +1,58 @@
-"""MindSpore input pipelines: ``mindspore.dataset`` over the shared index, reader and numbers.
+"""MindSpore input pipelines: ``mindspore.dataset`` over the shared index, plan and cpu engine.
 
 Each epoch builds a ``GeneratorDataset`` that visits the shared per-epoch order
-(:meth:`DatasetIndex.epoch_order`) through the shared :class:`SampleReader`, then applies
-``mindspore.dataset.vision`` ops built from the shared transform numbers. The ops run on PIL
-images, as torchvision's do, so both backends resample with the same (antialiased) filter.
+(:meth:`DatasetIndex.epoch_order`); its workers read samples through the shared
+:class:`~fishbench.data.decode.SampleSource` (decode, the plan's crop, antialiased resize: uint8),
+and the float stage (flip, jitter, normalise) runs once per batch in ``mindspore.ops``. The boxes,
+flips and jitter factors are the plan's, so both backends see the same input for a config.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
+import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
-from mindspore.dataset import vision
 
-from fishbench.data.images import SampleReader, synthetic_sample
+from fishbench.backends.mindspore.augment import FloatStage
+from fishbench.data.decode import BadFiles, SampleSource, pil_decode
+from fishbench.data.images import synthetic_sample
 from fishbench.data.index import DatasetIndex
+from fishbench.data.plan import AugmentPlan
 from fishbench.data.spec import DataSpec
-from fishbench.data.transforms import EvalTransform, TrainTransform
 
-COLUMNS = ["image", "label", "skipped"]
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # images NCHW float32, labels int32, skipped
-
-
-def train_ops(t: TrainTransform) -> list:
-    ops: list = [vision.ToPIL(), vision.RandomResizedCrop(t.size, t.scale, t.ratio)]
-    if t.hflip:
-        ops.append(vision.RandomHorizontalFlip())
-    if any(t.color_jitter):
-        ops.append(vision.RandomColorAdjust(*t.color_jitter))
-    return [*ops, vision.ToTensor(), vision.Normalize(t.mean, t.std, is_hwc=False)]
+COLUMNS = ["image", "label", "aug", "file", "skipped"]
+Batch = tuple[ms.Tensor, np.ndarray]  # images NCHW float32 (normalised), labels int32
 
 
-def eval_ops(t: EvalTransform) -> list:
-    return [vision.ToPIL(), vision.Resize(t.resize), vision.CenterCrop(t.size), vision.ToTensor(),
-            vision.Normalize(t.mean, t.std, is_hwc=False)]
+class PlanSource:
+    """Random-access source of one epoch's samples for GeneratorDataset (``epoch`` set before
+    each pipeline is built): ``(HWC uint8 crop, label, plan numbers, file, files skipped)``."""
 
-
-class IndexedSource:
-    """Random-access source of ``(HWC uint8 image, label, files skipped)`` for GeneratorDataset."""
-
-    def __init__(self, index: DatasetIndex, bad_images: str) -> None:
-        self.reader = SampleReader(index, bad_images)
+    def __init__(self, source: SampleSource) -> None:
+        self.source = source
+        self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.reader.index)
+        return len(self.source)
 
-    def __getitem__(self, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __getitem__(self, position: int) -> tuple[np.ndarray, ...]:
         # Arrays, not numpy scalars: GeneratorDataset wraps each with np.array(copy=False).
-        image, label, skipped = self.reader.read(int(position))
-        return np.asarray(image, np.uint8), np.array(label, np.int32), np.array(skipped, np.int32)
+        s = self.source.read(self.epoch, int(position))
+        return (s.pixels, np.array(s.label, np.int32), s.aug, np.array(s.file, np.int64),
+                np.array(s.skipped, np.int64))
 
 
 class ImageBatches:
     """One split's batches for a rank: a fresh pipeline per epoch in the shared order."""
 
-    def __init__(self, index: DatasetIndex, ops: list, batch_size: int, train: bool,
-                 bad_images: str, seed: int, rank: int, world_size: int, workers: int) -> None:
-        self.index, self.ops, self.batch_size, self.train = index, ops, batch_size, train
-        self.source = IndexedSource(index, bad_images)
+    def __init__(self, source: SampleSource, stage: FloatStage, batch_size: int, train: bool,
+                 seed: int, rank: int, world_size: int, workers: int, bad_files: BadFiles) -> None:
+        self.index: DatasetIndex = source.index
+        self.source, self.stage, self.batch_size, self.train = PlanSource(source), stage, batch_size, train
         self.seed, self.rank, self.world_size, self.workers = seed, rank, world_size, workers
+        self.bad_files = bad_files
 
     def _order(self, epoch: int) -> np.ndarray:
         return self.index.epoch_order(epoch, self.seed, self.rank, self.world_size, self.train)
@@ -69,17 +62,15 @@ class ImageBatches:
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
-        if self.train:
-            # One pipeline seed per (seed, epoch): a resumed run augments as an uninterrupted one.
-            ds.config.set_seed((self.seed * 100_003 + epoch) % 2**32)
-        workers = max(self.workers, 1)
+        self.source.epoch = epoch
         data = ds.GeneratorDataset(self.source, COLUMNS, sampler=ds.SubsetSampler(
-            self._order(epoch).tolist()), num_parallel_workers=workers,
+            self._order(epoch).tolist()), num_parallel_workers=max(self.workers, 1),
             python_multiprocessing=self.workers > 1)
-        data = data.map(self.ops, input_columns="image", num_parallel_workers=workers,
-                        python_multiprocessing=self.workers > 1)
         data = data.batch(self.batch_size, drop_remainder=self.train)
-        yield from data.create_tuple_iterator(num_epochs=1, output_numpy=True)
+        for pixels, labels, aug, files, skipped in data.create_tuple_iterator(
+                num_epochs=1, output_numpy=True):
+            self.bad_files.add(self.index, files, skipped)
+            yield self.stage(pixels, aug), labels
 
 
 class SyntheticBatches:
@@ -92,9 +83,8 @@ class SyntheticBatches:
         for b in range(min(pool, self.batches)):
             pairs = [synthetic_sample(b * batch_size + i, size, num_classes, seed)
                      for i in range(batch_size)]
-            self.pool.append((np.stack([p[0] for p in pairs]),
-                              np.array([p[1] for p in pairs], np.int32),
-                              np.zeros(batch_size, np.int32)))
+            self.pool.append((ms.Tensor(np.stack([p[0] for p in pairs])),
+                              np.array([p[1] for p in pairs], np.int32)))
 
     def __len__(self) -> int:
         return self.batches
@@ -105,15 +95,18 @@ class SyntheticBatches:
 
 
 def build_batches(spec: DataSpec, batch_size: int, workers: int, bad_images: str, seed: int,
-                  rank: int, world_size: int) -> tuple[ImageBatches | SyntheticBatches,
-                                                       ImageBatches | SyntheticBatches]:
+                  rank: int, world_size: int, bad_files: BadFiles
+                  ) -> tuple[ImageBatches | SyntheticBatches, ImageBatches | SyntheticBatches]:
     """Train and val batches of this rank; train drops the last partial batch."""
     if spec.train is None:
         size, classes = spec.train_transform.size, spec.num_classes
         train_n, val_n = spec.synthetic_sizes
         return (SyntheticBatches(train_n // world_size, batch_size, size, classes, seed),
                 SyntheticBatches(val_n // world_size, batch_size, size, classes, seed + 1))
-    return (ImageBatches(spec.train, train_ops(spec.train_transform), batch_size, True,
-                         bad_images, seed, rank, world_size, workers),
-            ImageBatches(spec.val, eval_ops(spec.eval_transform), batch_size, False,
-                         bad_images, seed, rank, world_size, workers))
+    t, e = spec.train_transform, spec.eval_transform
+    train = SampleSource(spec.train, bad_images, pil_decode, AugmentPlan(seed, t), None)
+    val = SampleSource(spec.val, bad_images, pil_decode, None, e)
+    return (ImageBatches(train, FloatStage(t.mean, t.std, t.hflip, any(t.color_jitter)),
+                         batch_size, True, seed, rank, world_size, workers, bad_files),
+            ImageBatches(val, FloatStage(e.mean, e.std, False, False), batch_size, False, seed,
+                         rank, world_size, workers, bad_files))

@@ -19,6 +19,7 @@ from fishbench.backends.mindspore.models import build_model
 from fishbench.config import RunConfig
 from fishbench.crossckpt import (MINDSPORE_META_KEY, TORCH_SUFFIX, foreign_weights,
                                  read_mindspore_checkpoint)
+from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
 from fishbench.engine import StepLogger, Trainer, check_meta
 from fishbench.metrics import Accuracy
@@ -50,9 +51,10 @@ class MindSporeTrainer(Trainer):
         configure(cfg)
         self.mode, self.level = execution_mode(cfg), amp_level(cfg)
         self.net = build_model(cfg.model.name, spec.num_classes)
+        self.bad_files = BadFiles()
         self.train_batches, self.val_batches = build_batches(
-            spec, cfg.batch_size, cfg.dataset.num_workers, cfg.dataset.bad_images, cfg.seed,
-            rank, world_size)
+            spec, cfg.batch_size, spec.num_workers, cfg.dataset.bad_images, cfg.seed,
+            rank, world_size, self.bad_files)
         scale_manager, optimizer_scale = self._loss_scaling()
         lrs = lr_per_step(cfg, self.steps_per_epoch)  # the engine's array, step by step
         self.optimizer = nn.Momentum(parameter_groups(self.net, cfg.weight_decay),
@@ -61,8 +63,23 @@ class MindSporeTrainer(Trainer):
         self.train_net = ms.amp.build_train_network(
             self.net, self.optimizer, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
             level=self.level, loss_scale_manager=scale_manager)
-        self.images_skipped = 0
         log.info("MindSpore %s: %s mode, AMP level %s", ms.__version__, self.mode, self.level)
+
+    @property
+    def images_skipped(self) -> int:
+        return len(self.bad_files)
+
+    model_gflops_per_image = None  # not counted: MindSpore has no FLOP counter for a Cell
+
+    @property
+    def accelerator(self) -> str | None:
+        """For the peak-FLOP/s table: the Ascend 910 family's first chip (the 910B's peak is
+        higher, so its MFU is overstated); None elsewhere."""
+        return "Ascend910" if self.cfg.device.name == "ascend" else None
+
+    @property
+    def precision(self) -> str:
+        return "fp32" if self.level == "O0" else "fp16"
 
     def _loss_scaling(self) -> tuple[ms.LossScaleManager | None, float]:
         """Fixed ``loss_scale`` (unscaled by the optimizer, as the model zoo) or dynamic when it
@@ -85,13 +102,12 @@ class MindSporeTrainer(Trainer):
         self.train_net.set_train(True)
         steps = self.steps_per_epoch
         losses = []
-        for i, (images, labels, skipped) in enumerate(self.train_batches.epoch(epoch)):
+        for i, (images, labels) in enumerate(self.train_batches.epoch(epoch)):
             if i == steps:
                 break
-            out = self.train_net(ms.from_numpy(images), ms.from_numpy(labels))
+            out = self.train_net(images, ms.from_numpy(labels))
             loss = out[0] if isinstance(out, tuple) else out  # (loss, overflow, scale) if scaled
             losses.append(loss)
-            self.images_skipped += int(skipped.sum())
             logger.step(epoch, i, first_step + i + 1, float(lrs[first_step + i]), loss)
         mean = ms.ops.stack(losses).astype(ms.float32).mean()
         return float(self._all_reduce(mean)) / self.world_size
@@ -101,12 +117,11 @@ class MindSporeTrainer(Trainer):
         self.net.set_train(False)
         acc = Accuracy()
         size = self.cfg.batch_size
-        for images, labels, _ in self.val_batches.epoch(0):
+        for images, labels in self.val_batches.epoch(0):
             n = len(labels)
             if n < size:  # pad the last batch: one compiled shape in graph mode
-                images = np.concatenate([images, np.zeros((size - n, *images.shape[1:]),
-                                                          images.dtype)])
-            logits = self.net(ms.from_numpy(images)).asnumpy()[:n]
+                images = ms.ops.pad(images, (0, 0, 0, 0, 0, 0, 0, size - n))
+            logits = self.net(images).asnumpy()[:n]
             acc.update(logits.astype(np.float32), labels)
         counts = self._all_reduce(ms.Tensor(acc.counts, ms.float32)).asnumpy()
         return Accuracy.from_counts([round(float(c)) for c in counts])

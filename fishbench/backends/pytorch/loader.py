@@ -1,52 +1,54 @@
-"""PyTorch input pipelines built from the shared index and transform numbers."""
+"""PyTorch input pipelines over the shared index, augmentation plan and decode engines.
+
+Workers hand over uint8 crops (``cpu`` engine) or JPEG bytes (``gpu`` engine); the main process
+moves each batch to the device (decoding it there with nvjpeg for the ``gpu`` engine) and runs the
+float stage once per batch: flip, colour jitter, normalise, channels_last. On CUDA the next batch
+is prepared on a side stream while the current one trains (as timm's PrefetchLoader, with the
+decode and the float stage on that stream too).
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision import transforms as T
 
-from fishbench.data.images import SampleReader, synthetic_sample
+from fishbench.backends.pytorch.augment import FloatStage
+from fishbench.data.decode import BadFiles, Crop, Sample, SampleSource, pil_decode
+from fishbench.data.images import synthetic_sample
 from fishbench.data.index import DatasetIndex
+from fishbench.data.plan import AugmentPlan
 from fishbench.data.spec import DataSpec
-from fishbench.data.transforms import EvalTransform, TrainTransform
 from fishbench.errors import DataError
 
-
-def train_ops(t: TrainTransform) -> T.Compose:
-    ops: list = [T.RandomResizedCrop(t.size, scale=t.scale, ratio=t.ratio)]
-    if t.hflip:
-        ops.append(T.RandomHorizontalFlip())
-    if any(t.color_jitter):
-        ops.append(T.ColorJitter(*t.color_jitter))
-    return T.Compose([*ops, T.ToTensor(), T.Normalize(t.mean, t.std)])
+log = logging.getLogger("fishbench")
+Batch = tuple[torch.Tensor, torch.Tensor]  # images (float, normalised, on the device), labels
+# The gpu engine's share of files decoded by nvjpeg; its workers decode the rest on their cores,
+# which would otherwise only read files (see BENCHMARKS.md, "Input pipeline").
+GPU_ENGINE_DEVICE_SHARE = 0.6
 
 
-def eval_ops(t: EvalTransform) -> T.Compose:
-    return T.Compose([T.Resize(t.resize), T.CenterCrop(t.size), T.ToTensor(),
-                      T.Normalize(t.mean, t.std)])
+class PlanDataset(Dataset):
+    """Samples of a :class:`SampleSource`, looked up by ``(epoch, position)``."""
 
-
-class IndexedImages(Dataset):
-    """Samples of a :class:`DatasetIndex`: ``(image tensor, label, files skipped)``."""
-
-    def __init__(self, index: DatasetIndex, bad_images: str, transform: T.Compose) -> None:
-        self.reader = SampleReader(index, bad_images)
-        self.transform = transform
+    def __init__(self, source: SampleSource) -> None:
+        self.source = source
 
     def __len__(self) -> int:
-        return len(self.reader.index)
+        return len(self.source)
 
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int]:
-        image, label, skipped = self.reader.read(position)
-        return self.transform(image), label, skipped
+    def __getitem__(self, key: tuple[int, int]) -> Sample:
+        return self.source.read(*key)
 
 
-class EpochSampler(Sampler[int]):
-    """This rank's share of the index in the shared per-epoch order (``set_epoch`` each epoch)."""
+class EpochSampler(Sampler[tuple[int, int]]):
+    """This rank's share of the index in the shared per-epoch order, as ``(epoch, position)``
+    (``set_epoch`` each epoch; the epoch travels with the key, so persistent workers see it)."""
 
     def __init__(self, index: DatasetIndex, seed: int, rank: int, world_size: int,
                  shuffle: bool) -> None:
@@ -60,32 +62,181 @@ class EpochSampler(Sampler[int]):
     def _order(self) -> np.ndarray:
         return self.index.epoch_order(self.epoch, self.seed, self.rank, self.world_size, self.shuffle)
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._order().tolist())
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter([(self.epoch, p) for p in self._order().tolist()])
 
     def __len__(self) -> int:
         return len(self._order())
+
+
+@dataclass
+class HostBatch:
+    """A collated batch on the host: the crops decoded in the workers (uint8 NHWC, at positions
+    ``decoded_at``), the encoded samples' bytes (one tensor, cut at ``encoded_ends``) and crops
+    at positions ``encoded_at``, and the per-sample numbers. Few tensors: each one a worker
+    hands over costs a shared-memory segment."""
+
+    pixels: torch.Tensor
+    decoded_at: torch.Tensor
+    encoded: torch.Tensor
+    encoded_ends: list[int]
+    crops: list[Crop]
+    encoded_at: torch.Tensor
+    labels: torch.Tensor
+    aug: torch.Tensor
+    files: np.ndarray
+    skipped: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def pin_memory(self) -> "HostBatch":
+        self.pixels, self.labels, self.aug = (t.pin_memory() for t in (self.pixels, self.labels,
+                                                                       self.aug))
+        return self
+
+
+def collate(samples: list[Sample]) -> HostBatch:
+    decoded = [i for i, s in enumerate(samples) if not s.encoded]
+    encoded = [i for i, s in enumerate(samples) if s.encoded]
+    size = samples[encoded[0]].crop.size if encoded else samples[0].pixels.shape[0]
+    pixels = np.empty((len(decoded), size, size, 3), np.uint8)
+    for k, i in enumerate(decoded):
+        pixels[k] = samples[i].pixels
+    data = [samples[i].pixels for i in encoded]
+    return HostBatch(torch.from_numpy(pixels), torch.tensor(decoded, dtype=torch.long),
+                     torch.from_numpy(np.concatenate(data) if data else np.empty(0, np.uint8)),
+                     np.cumsum([len(d) for d in data]).tolist(),
+                     [samples[i].crop for i in encoded], torch.tensor(encoded, dtype=torch.long),
+                     torch.tensor([s.label for s in samples]),
+                     torch.from_numpy(np.stack([s.aug for s in samples])),
+                     np.array([s.file for s in samples]), np.array([s.skipped for s in samples]))
+
+
+def resize_crop(image: torch.Tensor, crop: Crop) -> torch.Tensor:
+    """``crop`` of a CHW uint8 image (on any device), antialiased bilinear: float CHW 0..255."""
+    left, top, right, bottom = crop.box
+    if crop.resized != (image.shape[2], image.shape[1]):  # eval: resize all, then the centre
+        image = F.interpolate(image[None].float(), size=crop.resized[::-1], mode="bilinear",
+                              antialias=True, align_corners=False)[0]
+        return image[:, top:bottom, left:right]
+    return F.interpolate(image[None, :, top:bottom, left:right].float(),
+                         size=(crop.size, crop.size), mode="bilinear", antialias=True,
+                         align_corners=False)[0]
+
+
+class DeviceDecoder:
+    """The ``gpu`` engine's device part: nvjpeg decodes a batch's JPEG bytes on the current
+    stream, then each image is cropped and resized there. The host waits for the whole device
+    before the output is used (pytorch/vision#9606: the decoder can race the caller's stream; a
+    stream-only wait let late writes corrupt reused memory on an H200).
+    A batch nvjpeg refuses is decoded on the CPU instead (``cpu_fallbacks`` counts the files)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cpu_fallbacks = 0
+
+    def __call__(self, batch: HostBatch) -> torch.Tensor:
+        """The encoded samples' crops: float NCHW 0..255 on the device."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        files = list(batch.encoded.tensor_split(batch.encoded_ends[:-1]))
+        try:
+            decoded = decode_jpeg(files, mode=ImageReadMode.RGB, device=self.device)
+            torch.cuda.synchronize(self.device)  # every stream: nvjpeg's may not be ours
+            crops = [resize_crop(image, crop) for image, crop in zip(decoded, batch.crops)]
+        except RuntimeError as err:
+            log.warning("nvjpeg refused a batch (%s); decoding its %d JPEGs on the CPU",
+                        err, len(files))
+            crops = [self._on_cpu(data, crop) for data, crop in zip(files, batch.crops)]
+        return torch.stack(crops)
+
+    def _on_cpu(self, data: torch.Tensor, crop: Crop) -> torch.Tensor:
+        self.cpu_fallbacks += 1
+        try:
+            pixels = pil_decode(data.numpy().tobytes(), lambda w, h: crop)
+        except (OSError, ValueError, SyntaxError) as err:
+            raise DataError(f"A JPEG of this batch cannot be decoded ({err}); run with "
+                            "dataset.decoder=cpu to find and skip it.") from None
+        return torch.from_numpy(pixels).to(self.device).permute(2, 0, 1).float()
+
+
+
+class DeviceBatches:
+    """The batches of a split as the model takes them: ``(images, labels)`` on the device.
+
+    Counts the unreadable files met in ``bad_files`` (shared by train and val).
+    """
+
+    def __init__(self, loader: DataLoader, stage: FloatStage, device: torch.device,
+                 bad_files: BadFiles, decoder: DeviceDecoder | None) -> None:
+        self.loader, self.stage, self.device = loader, stage, device
+        self.bad_files, self.decoder = bad_files, decoder
+        self.sampler = loader.sampler
+        self.index = loader.dataset.source.index  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def _prepare(self, batch: HostBatch) -> Batch:
+        self.bad_files.add(self.index, batch.files, batch.skipped)
+        decoded = batch.pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        if len(batch.encoded_at) == 0:
+            images = decoded
+        else:
+            images = torch.empty((len(batch), *decoded.shape[1:]), device=self.device)
+            images = images.contiguous(memory_format=torch.channels_last)
+            images[batch.encoded_at.to(self.device)] = self.decoder(batch)  # type: ignore[misc]
+            if len(batch.decoded_at):
+                images[batch.decoded_at.to(self.device)] = decoded
+        aug = batch.aug.to(self.device, non_blocking=True)
+        return self.stage(images, aug, batch.aug), batch.labels.to(self.device, non_blocking=True)
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.device.type != "cuda":
+            for batch in batches(self.loader):
+                yield self._prepare(batch)
+        else:
+            yield from self._prefetched()
+
+    def _prefetched(self) -> Iterator[Batch]:
+        """The next batch is copied, decoded (gpu engine) and run through the float stage on a
+        side stream while the current one trains."""
+        stream = torch.cuda.Stream(self.device)
+        current: Batch | None = None
+        for batch in batches(self.loader):
+            with torch.cuda.stream(stream):
+                upcoming = self._prepare(batch)
+            if current is not None:
+                yield current
+            main = torch.cuda.current_stream(self.device)
+            main.wait_stream(stream)
+            for tensor in upcoming:
+                tensor.record_stream(main)
+            current = upcoming
+        if current is not None:
+            yield current
 
 
 class SyntheticBatches:
     """Random batches made once on the device and replayed (no host work per step)."""
 
     def __init__(self, samples: int, batch_size: int, size: int, num_classes: int, seed: int,
-                 device: torch.device, shuffle: bool, pool: int = 4) -> None:
+                 device: torch.device, memory_format: torch.memory_format, pool: int = 4) -> None:
         self.batches_per_epoch = max(samples // batch_size, 1)
         self.sampler = None
         self.pool = []
         for b in range(min(pool, self.batches_per_epoch)):
             pairs = [synthetic_sample(b * batch_size + i, size, num_classes, seed)
                      for i in range(batch_size)]
-            images = torch.from_numpy(np.stack([p[0] for p in pairs])).to(device)
-            labels = torch.tensor([p[1] for p in pairs], device=device)
-            self.pool.append((images, labels, torch.zeros(batch_size, dtype=torch.long)))
+            images = torch.from_numpy(np.stack([p[0] for p in pairs]))
+            self.pool.append((images.to(device, memory_format=memory_format),
+                              torch.tensor([p[1] for p in pairs], device=device)))
 
     def __len__(self) -> int:
         return self.batches_per_epoch
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Batch]:
         for b in range(self.batches_per_epoch):
             yield self.pool[b % len(self.pool)]
 
@@ -100,20 +251,34 @@ def batches(loader: Iterable) -> Iterator:
 
 
 def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images: str, seed: int,
-                  rank: int, world_size: int, device: torch.device):
-    """Train and val loaders of this rank; train drops the last partial batch."""
+                  rank: int, world_size: int, device: torch.device, decoder: str,
+                  memory_format: torch.memory_format, bad_files: BadFiles):
+    """Train and val batches of this rank; train drops the last partial batch. ``decoder`` is
+    the resolved engine (``cpu`` or ``gpu``)."""
     if spec.train is None:
         size, classes = spec.train_transform.size, spec.num_classes
         train_n, val_n = spec.synthetic_sizes
-        return (SyntheticBatches(train_n // world_size, batch_size, size, classes, seed, device, True),
-                SyntheticBatches(val_n // world_size, batch_size, size, classes, seed + 1, device, False))
-    pin = device.type != "cpu"
+        return (SyntheticBatches(train_n // world_size, batch_size, size, classes, seed, device,
+                                 memory_format),
+                SyntheticBatches(val_n // world_size, batch_size, size, classes, seed + 1, device,
+                                 memory_format))
+    device_share = GPU_ENGINE_DEVICE_SHARE if decoder == "gpu" else 0.0
+    device_decoder = DeviceDecoder(device) if device_share else None
 
-    def loader(index: DatasetIndex, ops: T.Compose, shuffle: bool) -> DataLoader:
-        sampler = EpochSampler(index, seed, rank, world_size, shuffle)
-        return DataLoader(IndexedImages(index, bad_images, ops), batch_size=batch_size,
-                          sampler=sampler, num_workers=num_workers, pin_memory=pin,
-                          drop_last=shuffle, persistent_workers=num_workers > 0)
+    def split(index: DatasetIndex, plan: AugmentPlan | None, shuffle: bool) -> DeviceBatches:
+        source = SampleSource(index, bad_images, pil_decode, plan,
+                              None if shuffle else spec.eval_transform, device_share)
+        loader = DataLoader(PlanDataset(source), batch_size=batch_size,
+                            sampler=EpochSampler(index, seed, rank, world_size, shuffle),
+                            num_workers=num_workers, collate_fn=collate,
+                            pin_memory=device.type == "cuda", drop_last=shuffle,
+                            persistent_workers=num_workers > 0,
+                            prefetch_factor=4 if num_workers > 0 else None)
+        t = spec.train_transform if shuffle else spec.eval_transform
+        stage = FloatStage(t.mean, t.std, device, memory_format,
+                           flip=shuffle and spec.train_transform.hflip,
+                           jitter=shuffle and any(spec.train_transform.color_jitter))
+        return DeviceBatches(loader, stage, device, bad_files, device_decoder)
 
-    return (loader(spec.train, train_ops(spec.train_transform), True),
-            loader(spec.val, eval_ops(spec.eval_transform), False))
+    return (split(spec.train, AugmentPlan(seed, spec.train_transform), True),
+            split(spec.val, None, False))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +15,16 @@ import torchvision
 from torch import nn
 
 from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
-from fishbench.backends.pytorch.loader import batches, build_loaders
+from fishbench.backends.pytorch.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
 from fishbench.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
+from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
 from fishbench.engine import StepLogger, Trainer, check_meta
 from fishbench.metrics import Accuracy
+
+log = logging.getLogger("fishbench")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -49,7 +54,9 @@ class TorchTrainer(Trainer):
         if world_size > 1:
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if accel else None)
-        if cfg.backend.compile:
+        self.compiled = (cfg.backend.compile if cfg.backend.compile is not None
+                         else self.device.type == "cuda")
+        if self.compiled:
             self.train_model = torch.compile(self.train_model)
         self.optimizer = torch.optim.SGD(parameter_groups(self.model, cfg.weight_decay),
                                          lr=cfg.lr_init, momentum=cfg.momentum)
@@ -59,10 +66,40 @@ class TorchTrainer(Trainer):
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=fp16, init_scale=cfg.loss_scale or 2.0**16,
             growth_interval=10**9 if cfg.loss_scale else 2000)
+        self.bad_files = BadFiles()
         self.train_loader, self.val_loader = build_loaders(
-            spec, cfg.batch_size, cfg.dataset.num_workers, cfg.dataset.bad_images, cfg.seed,
-            rank, world_size, self.device)
-        self.images_skipped = 0
+            spec, cfg.batch_size, spec.num_workers, cfg.dataset.bad_images, cfg.seed,
+            rank, world_size, self.device, spec.decoder, self.memory_format, self.bad_files)
+
+    @property
+    def images_skipped(self) -> int:
+        return len(self.bad_files)
+
+    @property
+    def model_gflops_per_image(self) -> float:
+        """Forward GFLOPs of one image (multiply-adds count 2), counted once with
+        torch.utils.flop_counter on a copy of the model on the meta device (no compute)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        size = self.spec.train_transform.size
+        with torch.device("meta"):
+            net = build_model(self.cfg.model.name, self.spec.num_classes).eval()
+            image = torch.empty(1, 3, size, size)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            net(image)
+        return counter.get_total_flops() / 1e9
+
+    @property
+    def accelerator(self) -> str | None:
+        """The device's name for the peak-FLOP/s table (None on the CPU)."""
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None
+
+    @property
+    def precision(self) -> str:
+        if not self.cfg.amp:
+            return "fp32"
+        return "bf16" if self.amp_dtype == torch.bfloat16 else "fp16"
 
     @property
     def steps_per_epoch(self) -> int:
@@ -72,23 +109,19 @@ class TorchTrainer(Trainer):
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp)
 
-    def _inputs(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        return images, labels.to(self.device, non_blocking=True)
-
     def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
         self.train_model.train()
         if self.train_loader.sampler is not None:
             self.train_loader.sampler.set_epoch(epoch)
         loss_sum = torch.zeros((), device=self.device)
         steps = self.steps_per_epoch
-        for i, (images, labels, skipped) in enumerate(batches(self.train_loader)):
+        first = time.perf_counter() if self.compiled and first_step == 0 else None
+        for i, (images, labels) in enumerate(self.train_loader):
             if i == steps:
                 break
             lr = float(lrs[first_step + i])
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            images, labels = self._inputs(images, labels)
             with self._autocast():
                 loss = self.criterion(self.train_model(images), labels)
             self.optimizer.zero_grad(set_to_none=True)
@@ -97,7 +130,10 @@ class TorchTrainer(Trainer):
             self.scaler.update()
             loss = loss.detach()
             loss_sum += loss
-            self.images_skipped += int(skipped.sum())
+            if first is not None:  # the step timer leaves the warm-up steps out of ms_per_step
+                synchronize(self.device)
+                log.info("first step (torch.compile) took %.1f s", time.perf_counter() - first)
+                first = None
             if logger.due(i):
                 synchronize(self.device)
             logger.step(epoch, i, first_step + i + 1, lr, loss)
@@ -107,8 +143,7 @@ class TorchTrainer(Trainer):
     def evaluate(self) -> Accuracy:
         self.model.eval()
         acc = Accuracy()
-        for images, labels, _ in batches(self.val_loader):
-            images, labels = self._inputs(images, labels)
+        for images, labels in self.val_loader:
             with self._autocast():
                 logits = self.model(images)
             acc.update(logits.float().cpu().numpy(), labels.cpu().numpy())

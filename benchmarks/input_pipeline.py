@@ -1,0 +1,244 @@
+"""Input-pipeline benchmark: how fast fishbench trains from JPEG files, per decoder.
+
+Builds an image-folder tree of real ImageNet JPEGs (a folder of them replicated by symlinks into
+``--classes`` x ``--per-class`` files), then prints one table from one process: for each decoder
+the loader alone (no model, batches on the device, normalised) and end-to-end training img/s of
+each model with fishbench's trainer, next to the same trainer on synthetic input and a bare
+PyTorch loop of the same model, precision, layout and batch (synthetic input, compiled). Each
+figure is the wall time of ``--steps`` steps after ``--warmup`` steps, the device synchronised.
+
+    python benchmarks/input_pipeline.py --source ../shared/data/imagenet-sample --root /tmp/tree
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from fishbench.backends.pytorch import loader as torch_loader
+from fishbench.backends.pytorch.loader import build_loaders
+from fishbench.backends.pytorch.models import build_model
+from fishbench.backends.pytorch.trainer import TorchTrainer
+from fishbench.config import validate
+from fishbench.data.decode import BadFiles
+from fishbench.data.spec import load_data_spec
+from fishbench.engine import StepLogger
+from fishbench.schedule import lr_per_step
+
+CUDA = torch.cuda.is_available()  # elsewhere a dry run of the script on the CPU, uncompiled
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+
+
+def build_tree(source: Path, root: Path, classes: int, per_class: int, val_per_class: int = 2) -> Path:
+    """``root/{train,val}/c<k>/<i>.JPEG`` as symlinks to the JPEGs of ``source``, cyclically."""
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpeg", ".jpg"))
+    if (root / "train").is_dir():
+        return root
+    k = 0
+    for split, n in (("train", per_class), ("val", val_per_class)):
+        for c in range(classes):
+            folder = root / split / f"c{c:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                os.symlink(files[k % len(files)].resolve(), folder / f"{i:04d}.JPEG")
+                k += 1
+    return root
+
+
+def run_config(args, model: str, decoder: str | None):
+    """The run's config: bf16, channels_last, compiled, on the GPU; ``decoder`` None is
+    synthetic input."""
+    steps = args.warmup + args.steps
+    if decoder is None:
+        dataset = {"name": "synthetic", "num_classes": 1000, "train_samples": args.batch * steps,
+                   "val_samples": args.batch}
+    else:
+        dataset = {"name": "imagefolder", "root": str(args.root), "decoder": decoder,
+                   "num_workers": args.workers}
+    return validate(OmegaConf.create({
+        "model": {"name": model}, "device": {"name": "gpu" if CUDA else "cpu"},
+        "backend": {"compile": CUDA},
+        "dataset": dataset, "amp": True, "batch_size": args.batch, "epochs": 1, "T_max": 1,
+        "warmup_epochs": 0, "lr_init": 0.01, "log_every_n_steps": args.warmup,
+        "max_steps_per_epoch": steps}))
+
+
+class TimedLogger(StepLogger):
+    """Records the time of every synchronised log point (step count, seconds)."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.marks: dict[int, float] = {}
+
+    def step(self, epoch, step_in_epoch, global_step, lr, loss) -> None:
+        super().step(epoch, step_in_epoch, global_step, lr, loss)
+        if self.due(step_in_epoch):
+            self.marks[step_in_epoch + 1] = time.perf_counter()
+
+
+def img_per_s(marks: dict[int, float], warmup: int, steps: int, batch: int) -> float:
+    return steps * batch / (marks[warmup + steps] - marks[warmup])
+
+
+def train(args, model: str, decoder: str | None) -> float:
+    cfg = run_config(args, model, decoder)
+    spec = load_data_spec(cfg)
+    cfg.model.num_classes = spec.num_classes
+    trainer = TorchTrainer(cfg, spec)
+    steps = trainer.steps_per_epoch
+    logger = TimedLogger(cfg, None, cfg.batch_size, steps)
+    logger.start_epoch()
+    trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
+    result = img_per_s(logger.marks, args.warmup, args.steps, args.batch)
+    del trainer
+    release()
+    return result
+
+
+def loader_only(args, decoder: str) -> tuple[float, int]:
+    """Batches of the train split on the device (decoded, cropped, jittered, normalised)."""
+    cfg = run_config(args, "resnet50", decoder)
+    spec = load_data_spec(cfg)
+    train_batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
+                                     DEVICE, spec.decoder, torch.channels_last, BadFiles())
+    start = None
+    for i, (images, _) in enumerate(train_batches):
+        if i == args.warmup:
+            sync()
+            start = time.perf_counter()
+        if i == args.warmup + args.steps:
+            break
+    sync()
+    seconds = time.perf_counter() - start
+    fallbacks = train_batches.decoder.cpu_fallbacks if train_batches.decoder else 0
+    del train_batches
+    release()
+    return args.steps * args.batch / seconds, fallbacks
+
+
+def bare_loop(args, model: str) -> float:
+    """A plain PyTorch training loop: same model, bf16 autocast, channels_last, compiled."""
+    device = DEVICE
+    net = build_model(model, 1000).to(device, memory_format=torch.channels_last)
+    step_net = torch.compile(net) if CUDA else net
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    images = torch.randn(args.batch, 3, 224, 224, device=device).contiguous(
+        memory_format=torch.channels_last)
+    labels = torch.randint(0, 1000, (args.batch,), device=device)
+    start = 0.0
+    for i in range(args.warmup + args.steps):
+        if i == args.warmup:
+            sync()
+            start = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = crit(step_net(images), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sync()
+    result = args.steps * args.batch / (time.perf_counter() - start)
+    del net, step_net, opt
+    release()
+    return result
+
+
+def release() -> None:
+    gc.collect()
+    if CUDA:
+        torch.cuda.empty_cache()
+
+
+def sync() -> None:
+    if CUDA:
+        torch.cuda.synchronize()
+
+
+def check_decoders(args, batches: int = 3) -> None:
+    """The gpu engine against the cpu engine on the same plan: the same files, boxes, flips and
+    jitter; the pixels differ by the JPEG decoder and the resize kernel (normalised units)."""
+    out = {}
+    for decoder in ("cpu", "gpu"):
+        cfg = run_config(args, "resnet50", decoder)
+        spec = load_data_spec(cfg)
+        train_batches, val_batches = build_loaders(spec, args.batch, 4, "skip", cfg.seed, 0, 1,
+                                                   DEVICE, decoder, torch.channels_last, BadFiles())
+        out[decoder] = [b for _, b in zip(range(batches), train_batches)] + list(val_batches)
+        del train_batches, val_batches
+    for (a, la), (b, lb) in zip(out["cpu"], out["gpu"]):
+        assert torch.equal(la, lb)
+        diff = (a.float() - b.float()).abs()
+        print(f"gpu vs cpu engine: mean |diff| {diff.mean():.4f}, 99.9th pct "
+              f"{diff.flatten().float().quantile(0.999) if diff.numel() < 2**24 else diff.max():.3f}, "
+              f"max {diff.max():.3f} (normalised units; 1/255/std = 0.017)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", type=Path, required=True, help="a folder of JPEGs")
+    parser.add_argument("--root", type=Path, required=True, help="where the tree is built")
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--per-class", type=int, default=640)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--workers", default="auto")
+    parser.add_argument("--models", nargs="+", default=["resnet50", "fishnet99"])
+    parser.add_argument("--decoders", nargs="+", default=["gpu", "cpu"])
+    parser.add_argument("--device-shares", type=float, nargs="+", default=[1.0, 0.6],
+                        help="gpu decoder, loader only: shares of files decoded by nvjpeg")
+    parser.add_argument("--out", type=Path, help="also write the table here")
+    parser.add_argument("--check", action="store_true",
+                        help="only compare the gpu engine's batches with the cpu engine's")
+    args = parser.parse_args()
+    args.workers = args.workers if args.workers == "auto" else int(args.workers)
+    logging.basicConfig(level=logging.WARNING)
+    build_tree(args.source, args.root, args.classes, args.per_class)
+    if args.check:
+        check_decoders(args)
+        return
+    rows = [f"{torch.cuda.get_device_name() if CUDA else platform.processor()}, {len(os.sched_getaffinity(0))} cores, torch "
+            f"{torch.__version__}, Python {platform.python_version()}; batch {args.batch}, bf16, "
+            f"channels_last, compiled; {args.steps} steps after {args.warmup}; tree "
+            f"{args.classes}x{args.per_class} JPEGs, workers={args.workers}", "",
+            "| input | model | img/s | vs bare loop | vs trainer on synthetic |",
+            "| --- | --- | ---: | ---: | ---: |"]
+
+    def emit(row: str) -> None:
+        rows.append(row)
+        print(row, flush=True)
+
+    default_share = torch_loader.GPU_ENGINE_DEVICE_SHARE
+    for decoder in args.decoders:
+        for share in args.device_shares if decoder == "gpu" else [0.0]:
+            torch_loader.GPU_ENGINE_DEVICE_SHARE = share
+            speed, fallbacks = loader_only(args, decoder)
+            what = f", {share:.0%} of files on nvjpeg" if decoder == "gpu" else ""
+            emit(f"| {decoder} decoder{what}, loader only ({fallbacks} CPU fallbacks) | - | "
+                 f"{speed:,.0f} | | |")
+    torch_loader.GPU_ENGINE_DEVICE_SHARE = default_share
+    for model in args.models:
+        bare = bare_loop(args, model)
+        emit(f"| bare PyTorch loop, synthetic | {model} | {bare:,.0f} | 1.00 | |")
+        synthetic = train(args, model, None)
+        emit(f"| trainer, synthetic | {model} | {synthetic:,.0f} | {synthetic / bare:.2f} | 1.00 |")
+        for decoder in args.decoders:
+            speed = train(args, model, decoder)
+            emit(f"| trainer, {decoder} decoder | {model} | {speed:,.0f} | {speed / bare:.2f} | "
+                 f"{speed / synthetic:.2f} |")
+    table = "\n".join(rows)
+    print("\n" + table)
+    if args.out is not None:
+        args.out.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Reading samples for the input pipelines: the file, its crop, and what a bad file does.
+
+A :class:`SampleSource` turns ``(epoch, file)`` into a :class:`Sample`: the crop at the output
+size as uint8 HWC (the ``cpu`` engine: decode, crop, antialiased resize), or, for the ``gpu``
+engine, the file's JPEG bytes with the crop geometry, to be decoded on the device. The crop comes
+from the :class:`~fishbench.data.plan.AugmentPlan` (training) or the eval centre crop. Decoding is
+a :class:`Decoder`: PIL here (framework-free, MindSpore uses it), torchvision.io in the PyTorch
+backend. An unreadable file is skipped (the next readable file takes its place and the sample
+says how many were passed over) or stops the run, as ``dataset.bad_images`` says.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+from PIL import Image
+
+from fishbench.data.images import READ_ERRORS, first_readable, to_rgb
+from fishbench.data.index import DatasetIndex
+from fishbench.data.plan import EVAL_AUG, AugmentPlan, eval_box
+from fishbench.data.transforms import EvalTransform
+
+
+
+GOLDEN = 0.6180339887498949  # spreads any share of the files evenly over the index
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Where the output comes from: ``box`` (left, top, right, bottom) of the image resized to
+    ``resized`` (width, height), scaled to ``size`` x ``size``. Training boxes are in the source
+    image (``resized`` is its own size); evaluation resizes the short side first, then takes the
+    centre box, as torchvision's ``Resize`` + ``CenterCrop``."""
+
+    resized: tuple[int, int]
+    box: tuple[int, int, int, int]
+    size: int
+
+
+class Decoder(Protocol):
+    def __call__(self, data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarray:
+        """Decode ``data`` and return the crop that ``geometry(width, height)`` names, as uint8
+        HWC RGB at the output size; raise one of ``READ_ERRORS`` for an unreadable file."""
+
+
+def pil_decode(data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarray:
+    """The PIL kernel: JPEGs decode at the smallest DCT scale that still gives the output full
+    resolution (``draft``), then crop and resize (bilinear, antialiased) in one step."""
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+        crop = geometry(width, height)
+        (rw, rh), (left, top, right, bottom) = crop.resized, crop.box
+        if img.format == "JPEG" and (rw, rh) == (width, height):
+            need = (-(-width * crop.size // (right - left)), -(-height * crop.size // (bottom - top)))
+            img.draft("RGB", need)
+        sx, sy = img.size[0] / rw, img.size[1] / rh
+        rgb = to_rgb(img)
+    if (rw, rh) != (width, height):  # eval: resize the whole image, then cut the centre
+        rgb = rgb.resize((rw, rh), Image.BILINEAR)
+        out = rgb.crop((left, top, right, bottom))
+    else:
+        out = rgb.resize((crop.size, crop.size), Image.BILINEAR,
+                         box=(left * sx, top * sy, right * sx, bottom * sy))
+    return np.asarray(out, dtype=np.uint8)
+
+
+def eval_crop(width: int, height: int, t: EvalTransform) -> Crop:
+    left, top, right, bottom, rw, rh = eval_box(width, height, t)
+    return Crop((rw, rh), (left, top, right, bottom), t.size)
+
+
+@dataclass
+class Sample:
+    """One sample as a worker hands it over. ``pixels`` is the crop (uint8 HWC at the output
+    size), or, when ``encoded``, the file's bytes (uint8, 1-D) to be decoded and cut to ``crop``
+    on the device. ``aug`` is the float stage's numbers (:data:`~fishbench.data.plan.AUG_FIELDS`).
+    ``file`` is the index position read; ``skipped`` files before it (cyclically) were bad."""
+
+    pixels: np.ndarray
+    label: int
+    aug: np.ndarray
+    file: int
+    skipped: int
+    crop: Optional[Crop] = None
+    encoded: bool = False
+
+
+def is_device_decodable(data: bytes) -> bool:
+    """Whether nvjpeg can take the file: a whole (ends with its EOI marker) baseline, not
+    progressive, JPEG in YCbCr or gray. Others are decoded on the CPU, where a truncated file is
+    found bad as with the cpu engine."""
+    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return (img.format == "JPEG" and img.mode in ("RGB", "L")
+                    and not img.info.get("progressive") and not img.info.get("progression"))
+    except READ_ERRORS:
+        return False
+
+
+class SampleSource:
+    """The samples of one split. ``plan`` set: training crops of the plan; else eval crops.
+
+    ``decode`` is the cpu engine's kernel. The gpu engine hands the share ``device_share`` of
+    the files (a fixed subset) on as bytes, if :func:`is_device_decodable` accepts them, and
+    decodes the others here: the workers' cores decode alongside nvjpeg.
+    """
+
+    def __init__(self, index: DatasetIndex, bad_images: str, decode: Decoder,
+                 plan: AugmentPlan | None, eval_transform: EvalTransform | None,
+                 device_share: float = 0.0) -> None:
+        self.index, self.bad_images, self.decode = index, bad_images, decode
+        self.plan, self.eval_transform, self.device_share = plan, eval_transform, device_share
+        self.size = plan.transform.size if plan is not None else eval_transform.size  # type: ignore[union-attr]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def read(self, epoch: int, position: int) -> Sample:
+        return first_readable(self.index, self.bad_images, position,
+                              lambda file, skipped: self._sample(epoch, file, skipped))
+
+    def _sample(self, epoch: int, file: int, skipped: int) -> Sample:
+        with open(self.index.files[file], "rb") as f:
+            data = f.read()
+        label = int(self.index.labels[file])
+        if self.plan is not None:
+            draws = self.plan.sample(epoch, file)
+            size = self.size
+
+            def geometry(width: int, height: int) -> Crop:
+                return Crop((width, height), draws.box(width, height), size)
+
+            aug = draws.vector()
+        else:
+            t = self.eval_transform
+
+            def geometry(width: int, height: int) -> Crop:
+                return eval_crop(width, height, t)  # type: ignore[arg-type]
+
+            aug = EVAL_AUG
+        on_device = (file * GOLDEN) % 1.0 < self.device_share
+        if on_device and is_device_decodable(data):
+            with Image.open(io.BytesIO(data)) as img:
+                crop = geometry(*img.size)
+            return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped, crop, True)
+        return Sample(self.decode(data, geometry), label, aug, file, skipped)
+
+
+class BadFiles:
+    """The unreadable files met in a run, each counted once (train and val alike)."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+
+    def add(self, index: DatasetIndex, files: np.ndarray, skipped: np.ndarray) -> None:
+        """Record the ``skipped[i]`` files before ``files[i]`` (cyclically) as bad."""
+        n = len(index)
+        for file, count in zip(files.tolist(), skipped.tolist()):
+            for k in range(1, int(count) + 1):
+                self.paths.add(index.files[(file - k) % n])
+
+    def __len__(self) -> int:
+        return len(self.paths)

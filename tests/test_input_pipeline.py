@@ -1,0 +1,246 @@
+"""The input pipeline: the augmentation plan, the cpu engine's crops, the float stage's jitter in
+torch and mindspore.ops, both backends' batches from one plan, bad files with both engines'
+worker side, 16-bit PNGs, the decoder and worker settings, and MindSpore training on JPEGs."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import metrics_of, run_cli
+from fishbench.config import DatasetConfig, DeviceConfig, RunConfig
+from fishbench.data.decode import BadFiles, Crop, SampleSource, pil_decode
+from fishbench.data.images import to_rgb
+from fishbench.data.index import scan_image_folder
+from fishbench.data.plan import AugmentPlan, eval_box
+from fishbench.data.spec import load_data_spec, worker_count
+from fishbench.data.transforms import EvalTransform, TrainTransform
+from fishbench.errors import ConfigError, DataError
+
+TRAIN = TrainTransform(32, (0.08, 1.0), (3 / 4, 4 / 3), True, (0.4, 0.4, 0.4, 0.1),
+                       (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+EVAL = EvalTransform(40, 32, TRAIN.mean, TRAIN.std)
+
+
+def photo(seed: int, width: int = 96, height: int = 72) -> Image.Image:
+    """A smooth colourful image (JPEG-friendly) with real structure to crop."""
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    phase = np.random.default_rng(seed).uniform(0, 6, 3)
+    rgb = [127 + 120 * np.sin(6 * x + 4 * y * (c + 1) + phase[c]) for c in range(3)]
+    return Image.fromarray(np.stack(rgb, -1).astype(np.uint8))
+
+
+def jpeg_tree(root: Path, classes: int = 2, per_class: int = 6) -> Path:
+    for split in ("train", "val"):
+        for c in range(classes):
+            folder = root / split / f"c{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                photo(c * 100 + i, 96 - 8 * i, 72 + 4 * i).save(folder / f"{i}.jpg", quality=90)
+    return root
+
+
+def test_plan_is_a_pure_function_of_seed_epoch_and_file() -> None:
+    plan = AugmentPlan(7, TRAIN)
+    a, b = plan.sample(3, 11), AugmentPlan(7, TRAIN).sample(3, 11)
+    assert a.box(500, 375) == b.box(500, 375) and (a.vector() == b.vector()).all()
+    assert plan.sample(4, 11).box(500, 375) != a.box(500, 375)  # another epoch, another draw
+    boxes = [plan.sample(0, f).box(500, 375) for f in range(300)]
+    for left, top, right, bottom in boxes:
+        assert 0 <= left < right <= 500 and 0 <= top < bottom <= 375
+        area, ratio = (right - left) * (bottom - top) / (500 * 375), (right - left) / (bottom - top)
+        assert 0.07 <= area <= 1.0 and 0.74 <= ratio <= 1.35
+    flips = [plan.sample(0, f).flip for f in range(300)]
+    assert 100 < sum(flips) < 200
+    orders = {plan.sample(0, f).order for f in range(300)}
+    assert len(orders) > 12 and all(sorted(o) == [0, 1, 2, 3] for o in orders)
+    b_factors = [plan.sample(0, f).jitter[0] for f in range(300)]
+    assert 0.6 <= min(b_factors) and max(b_factors) <= 1.4
+    # A box that no try fits (a 400x10 strip) falls back to torchvision's centre crop.
+    left, top, right, bottom = plan.sample(0, 0).box(400, 10)
+    assert (top, bottom) == (0, 10) and right - left == round(10 * 4 / 3)
+
+
+def test_eval_box_is_resize_then_centre_crop() -> None:
+    assert eval_box(500, 375, EvalTransform(256, 224, (0,) * 3, (1,) * 3)) == (58, 16, 282, 240, 341, 256)
+    assert eval_box(8, 8, EvalTransform(32, 32, (0,) * 3, (1,) * 3)) == (0, 0, 32, 32, 32, 32)
+
+
+def test_cpu_engine_crop_equals_a_plain_pil_crop_and_resize() -> None:
+    image = photo(3, 640, 480)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=95)
+    data = buffer.getvalue()
+    decoded = Image.open(io.BytesIO(data)).convert("RGB")
+    for box in ((0, 0, 640, 480), (100, 50, 260, 170), (500, 300, 540, 350)):
+        got = pil_decode(data, lambda w, h, box=box: Crop((w, h), box, 64)).astype(int)
+        want = np.asarray(decoded.crop(box).resize((64, 64), Image.BILINEAR)).astype(int)
+        # JPEG draft decoding (DCT scaling for large boxes) differs from full decoding by a
+        # few levels at most on average.
+        assert np.abs(got - want).mean() < 2.0, box
+
+
+def torchvision_jitter(x: torch.Tensor, factors, order) -> torch.Tensor:
+    """The reference: torchvision's own adjust_* functions, one sample at a time."""
+    from torchvision.transforms.v2 import functional as F
+
+    ops = (F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, F.adjust_hue)
+    out = []
+    for image, f, o in zip(x, factors, order):
+        for jid in o:
+            image = ops[jid](image, float(f[jid]))
+        out.append(image)
+    return torch.stack(out)
+
+
+def stage_case(n: int = 12):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+    pixels[0] = 128  # a grey image: the flat-chroma branch of the hue
+    plan = AugmentPlan(5, TRAIN)
+    aug = np.stack([plan.sample(0, f).vector() for f in range(n)])
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0
+    flipped = torch.where(torch.from_numpy(aug[:, 0] > 0.5).view(-1, 1, 1, 1), x.flip(3), x)
+    jittered = torchvision_jitter(flipped, aug[:, 1:5], aug[:, 5:9].astype(int))
+    mean, std = torch.tensor(TRAIN.mean).view(1, 3, 1, 1), torch.tensor(TRAIN.std).view(1, 3, 1, 1)
+    return pixels, aug, ((jittered - mean) / std).numpy()
+
+
+def test_torch_float_stage_equals_torchvision_on_the_same_uint8_input() -> None:
+    from fishbench.backends.pytorch.augment import FloatStage
+
+    pixels, aug, want = stage_case()
+    stage = FloatStage(TRAIN.mean, TRAIN.std, torch.device("cpu"), torch.contiguous_format,
+                       flip=True, jitter=True)
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
+    got = stage(images, torch.from_numpy(aug), torch.from_numpy(aug)).numpy()
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_mindspore_float_stage_equals_torchvision_on_the_same_uint8_input() -> None:
+    pytest.importorskip("mindspore", reason="the MindSpore stage needs mindspore")
+    from fishbench.backends.mindspore.augment import FloatStage
+    from fishbench.backends.mindspore.device import _absorb_numpy_abi_error
+
+    _absorb_numpy_abi_error()
+    pixels, aug, want = stage_case()
+    got = FloatStage(TRAIN.mean, TRAIN.std, flip=True, jitter=True)(pixels, aug).asnumpy()
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_both_backends_get_the_same_batches_from_one_plan(tmp_path: Path) -> None:
+    pytest.importorskip("mindspore", reason="the parity test needs mindspore")
+    from fishbench.backends.mindspore.device import _absorb_numpy_abi_error
+    from fishbench.backends.mindspore.loader import build_batches
+    from fishbench.backends.pytorch.loader import build_loaders
+
+    _absorb_numpy_abi_error()
+    root = jpeg_tree(tmp_path)
+    cfg = RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root), image_size=32,
+                                          resize_size=40, num_workers=0))
+    spec = load_data_spec(cfg)
+    cpu = torch.device("cpu")
+    torch_train, torch_val = build_loaders(spec, 4, 0, "stop", 3, 0, 1, cpu, "cpu",
+                                           torch.contiguous_format, BadFiles())
+    ms_train, ms_val = build_batches(spec, 4, 0, "stop", 3, 0, 1, BadFiles())
+    for epoch in (0, 1):
+        torch_train.sampler.set_epoch(epoch)
+        for (t_img, t_lab), (m_img, m_lab) in zip(torch_train, ms_train.epoch(epoch)):
+            assert t_lab.tolist() == m_lab.tolist()
+            assert np.abs(t_img.numpy() - m_img.asnumpy()).max() < 1e-4
+    for (t_img, _), (m_img, _) in zip(torch_val, ms_val.epoch(0)):
+        assert np.abs(t_img.numpy() - m_img.asnumpy()).max() < 1e-4
+    # A resumed run (a fresh loader starting at epoch 1) draws what the uninterrupted one did.
+    again, _ = build_loaders(spec, 4, 0, "stop", 3, 0, 1, cpu, "cpu", torch.contiguous_format,
+                             BadFiles())
+    again.sampler.set_epoch(1)
+    assert torch.equal(next(iter(again))[0], next(iter(torch_train))[0])
+
+
+@pytest.mark.parametrize("device_share", [0.0, 1.0], ids=["cpu-engine", "gpu-engine-workers"])
+def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: float) -> None:
+    folder = tmp_path / "x" / "a"
+    folder.mkdir(parents=True)
+    photo(1).save(folder / "0_good.jpg")
+    full = io.BytesIO()
+    photo(2).save(full, "JPEG")
+    (folder / "1_truncated.jpg").write_bytes(full.getvalue()[: len(full.getvalue()) // 2])
+    Image.new("CMYK", (40, 30), (0, 80, 160, 0)).save(folder / "2_cmyk.jpg")
+    Image.new("L", (40, 30), 90).save(folder / "3_gray.jpg")
+    photo(4).save(folder / "4_png.png")
+    (folder / "5_empty.jpg").write_bytes(b"")
+    photo(6).save(folder / "6_good.jpg")
+    index = scan_image_folder(tmp_path / "x")
+    source = SampleSource(index, "skip", pil_decode, AugmentPlan(1, TRAIN), None, device_share)
+    bad = BadFiles()
+    for position in range(len(index)):
+        s = source.read(0, position)
+        bad.add(index, np.array([s.file]), np.array([s.skipped]))
+        if s.encoded:  # only whole baseline JPEGs go to nvjpeg
+            assert index.files[s.file].endswith(("good.jpg", "gray.jpg"))
+        else:
+            assert s.pixels.shape == (32, 32, 3)
+    assert sorted(Path(p).name for p in bad.paths) == ["1_truncated.jpg", "5_empty.jpg"]
+    stop = SampleSource(index, "stop", pil_decode, AugmentPlan(1, TRAIN), None, device_share)
+    with pytest.raises(DataError, match="1_truncated.jpg.*dataset.bad_images=skip"):
+        stop.read(0, 1)
+
+
+def test_sixteen_bit_png_is_scaled_not_white(tmp_path: Path) -> None:
+    levels = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1024)
+    Image.fromarray(levels).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as image:
+        rgb = np.asarray(to_rgb(image))
+    assert rgb.shape == (8, 8, 3) and np.array_equal(rgb[..., 0], (levels >> 8).astype(np.uint8))
+
+
+def test_gpu_decoder_without_a_gpu_stops_naming_the_key(tmp_path: Path) -> None:
+    cfg = RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(tmp_path), decoder="gpu"),
+                    device=DeviceConfig(name="cpu"))
+    with pytest.raises(ConfigError, match="dataset.decoder=gpu.*Set dataset.decoder=cpu"):
+        load_data_spec(cfg)
+
+
+def test_auto_workers_share_the_usable_cores() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert worker_count("auto", 1) == max(cores - 1, 0)
+    assert worker_count("auto", cores) == 0
+    assert worker_count(3, 8) == 3
+
+
+def test_images_skipped_counts_each_bad_file_once_per_run(tmp_path: Path, fishbench_cache) -> None:
+    root = jpeg_tree(tmp_path / "data", classes=2, per_class=4)
+    (root / "train" / "c0" / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (root / "val" / "c1" / "bad.jpg").write_bytes(b"")
+    (root / "val" / "c1" / "bad.png").write_bytes(b"\x89PNG truncated")
+    run_dir = tmp_path / "run"
+    run_cli(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
+             "dataset.resize_size=40", "dataset.num_workers=0", "model=resnet50", "epochs=2",
+             "batch_size=3", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0", "T_max=2",
+             f"hydra.run.dir={run_dir}"])
+    m = metrics_of(run_dir)
+    # Counted once per run, train and val: 3 files (counting per train epoch would give 2).
+    assert m["status"] == "completed" and m["images_skipped"] == 3
+    # ResNet50's 8.18 GFLOPs at 224x224, scaled to 32x32.
+    assert m["model_gflops_per_image"] == pytest.approx(8.178 * (32 / 224) ** 2, rel=0.02)
+    assert m["mfu"] is None  # no peak for a CPU
+
+
+@pytest.mark.slow
+def test_mindspore_trains_on_jpegs_with_colour_jitter(tmp_path: Path, fishbench_cache) -> None:
+    pytest.importorskip("mindspore", reason="the MindSpore backend needs mindspore")
+    root = jpeg_tree(tmp_path / "data", classes=2, per_class=4)
+    run_dir = tmp_path / "run"
+    run_cli(["backend=mindspore", "dataset=imagefolder", f"dataset.root={root}",
+             "dataset.image_size=32", "dataset.resize_size=40", "dataset.num_workers=0",
+             "model=resnet50", "epochs=1", "batch_size=4", "log_every_n_steps=1",
+             "warmup_epochs=0", f"hydra.run.dir={run_dir}"])
+    m = metrics_of(run_dir)
+    assert m["status"] == "completed" and m["steps"] == 2 and math.isfinite(m["loss"])
