@@ -43,6 +43,11 @@ class Trainer(ABC):
     """The framework-specific part of a run. ``rank``/``world_size`` describe data parallelism."""
 
     checkpoint_suffix: str = ".ckpt"
+    # What metrics.json reports beside the training numbers; a backend overrides what it knows.
+    images_skipped: int = 0  # unreadable files passed over (dataset.bad_images=skip)
+    model_gflops_per_image: float | None = None  # forward GFLOPs of one image, where counted
+    accelerator: str | None = None  # the device's name in metrics.py's peak-FLOP/s table
+    precision: str = "fp32"  # of training: fp32, bf16 or fp16
 
     def __init__(self, cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1) -> None:
         self.cfg = cfg

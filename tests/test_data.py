@@ -90,7 +90,7 @@ def test_model_class_count_mismatch(tmp_path: Path) -> None:
 @pytest.mark.parametrize("make,match", [
     (lambda root: None, "does not exist"),
     (lambda root: root.mkdir(), "no train folder"),
-    (lambda root: (root / "train" / "a").mkdir(parents=True) or (root / "val").mkdir(), "no image files"),
+    (lambda root: (root / "train").mkdir(parents=True) or (root / "val").mkdir(), "no image files"),
 ])
 def test_missing_or_empty_root_names_the_layouts(tmp_path: Path, make, match: str) -> None:
     root = tmp_path / "data"

@@ -127,9 +127,9 @@ def test_torch_float_stage_equals_torchvision_on_the_same_uint8_input() -> None:
 def test_mindspore_float_stage_equals_torchvision_on_the_same_uint8_input() -> None:
     pytest.importorskip("mindspore", reason="the MindSpore stage needs mindspore")
     from fishbench.backends.mindspore.augment import FloatStage
-    from fishbench.backends.mindspore.device import _absorb_numpy_abi_error
+    from fishbench.backends.mindspore.device import configure
 
-    _absorb_numpy_abi_error()
+    configure(RunConfig())  # the device first, as a run does: later tests' trainers need it
     pixels, aug, want = stage_case()
     got = FloatStage(TRAIN.mean, TRAIN.std, flip=True, jitter=True)(pixels, aug).asnumpy()
     assert np.abs(got - want).max() < 1e-4
@@ -137,11 +137,11 @@ def test_mindspore_float_stage_equals_torchvision_on_the_same_uint8_input() -> N
 
 def test_both_backends_get_the_same_batches_from_one_plan(tmp_path: Path) -> None:
     pytest.importorskip("mindspore", reason="the parity test needs mindspore")
-    from fishbench.backends.mindspore.device import _absorb_numpy_abi_error
+    from fishbench.backends.mindspore.device import configure
     from fishbench.backends.mindspore.loader import build_batches
     from fishbench.backends.pytorch.loader import build_loaders
 
-    _absorb_numpy_abi_error()
+    configure(RunConfig())  # the device first, as a run does: later tests' trainers need it
     root = jpeg_tree(tmp_path)
     cfg = RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root), image_size=32,
                                           resize_size=40, num_workers=0))
