@@ -23,8 +23,6 @@ from fishbench.data.index import DatasetIndex
 from fishbench.data.plan import EVAL_AUG, AugmentPlan, eval_box
 from fishbench.data.transforms import EvalTransform
 
-
-
 GOLDEN = 0.6180339887498949  # spreads any share of the files evenly over the index
 
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fishbench.backends.pytorch.augment import FloatStage
 from fishbench.data.decode import BadFiles, Crop, Sample, SampleSource, pil_decode
-from fishbench.data.images import synthetic_sample
+from fishbench.data.images import READ_ERRORS, synthetic_sample
 from fishbench.data.index import DatasetIndex
 from fishbench.data.plan import AugmentPlan
 from fishbench.data.spec import DataSpec
@@ -155,11 +155,10 @@ class DeviceDecoder:
         self.cpu_fallbacks += 1
         try:
             pixels = pil_decode(data.numpy().tobytes(), lambda w, h: crop)
-        except (OSError, ValueError, SyntaxError) as err:
+        except READ_ERRORS as err:
             raise DataError(f"A JPEG of this batch cannot be decoded ({err}); run with "
                             "dataset.decoder=cpu to find and skip it.") from None
         return torch.from_numpy(pixels).to(self.device).permute(2, 0, 1).float()
-
 
 
 class DeviceBatches:
