@@ -86,25 +86,26 @@ class Sample:
     encoded: bool = False
 
 
-def is_device_decodable(data: bytes) -> bool:
-    """Whether nvjpeg can take the file: a whole (ends with its EOI marker) baseline, not
-    progressive, JPEG in YCbCr or gray. Others are decoded on the CPU, where a truncated file is
-    found bad as with the cpu engine."""
+def device_decodable_size(data: bytes) -> tuple[int, int] | None:
+    """The (width, height) of a file nvjpeg can take: a whole (ends with its EOI marker)
+    baseline, not progressive, JPEG in YCbCr or gray; None for others, which are decoded on the
+    CPU, where a truncated file is found bad as with the cpu engine."""
     if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        return False
+        return None
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return (img.format == "JPEG" and img.mode in ("RGB", "L")
-                    and not img.info.get("progressive") and not img.info.get("progression"))
+            ok = (img.format == "JPEG" and img.mode in ("RGB", "L")
+                  and not img.info.get("progressive") and not img.info.get("progression"))
+            return img.size if ok else None
     except READ_ERRORS:
-        return False
+        return None
 
 
 class SampleSource:
     """The samples of one split. ``plan`` set: training crops of the plan; else eval crops.
 
     ``decode`` is the cpu engine's kernel. The gpu engine hands the share ``device_share`` of
-    the files (a fixed subset) on as bytes, if :func:`is_device_decodable` accepts them, and
+    the files (a fixed subset) on as bytes, if :func:`device_decodable_size` accepts them, and
     decodes the others here: the workers' cores decode alongside nvjpeg.
     """
 
@@ -113,7 +114,6 @@ class SampleSource:
                  device_share: float = 0.0) -> None:
         self.index, self.bad_images, self.decode = index, bad_images, decode
         self.plan, self.eval_transform, self.device_share = plan, eval_transform, device_share
-        self.size = plan.transform.size if plan is not None else eval_transform.size  # type: ignore[union-attr]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -128,7 +128,7 @@ class SampleSource:
         label = int(self.index.labels[file])
         if self.plan is not None:
             draws = self.plan.sample(epoch, file)
-            size = self.size
+            size = self.plan.transform.size
 
             def geometry(width: int, height: int) -> Crop:
                 return Crop((width, height), draws.box(width, height), size)
@@ -142,10 +142,10 @@ class SampleSource:
 
             aug = EVAL_AUG
         on_device = (file * GOLDEN) % 1.0 < self.device_share
-        if on_device and is_device_decodable(data):
-            with Image.open(io.BytesIO(data)) as img:
-                crop = geometry(*img.size)
-            return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped, crop, True)
+        dims = device_decodable_size(data) if on_device else None
+        if dims is not None:
+            return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped,
+                          geometry(*dims), True)
         return Sample(self.decode(data, geometry), label, aug, file, skipped)
 
 
