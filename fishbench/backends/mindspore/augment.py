@@ -11,7 +11,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import ops
 
-GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+from fishbench.data.plan import FACTORS, FLIP, GRAY, ORDER
 
 
 def grayscale(x: ms.Tensor) -> ms.Tensor:
@@ -96,8 +96,8 @@ class FloatStage:
     def __call__(self, pixels: np.ndarray, aug: np.ndarray) -> ms.Tensor:
         x = ops.transpose(ms.Tensor(pixels), (0, 3, 1, 2)).astype(ms.float32)
         if self.flip:
-            flip = ms.Tensor(aug[:, 0].reshape(-1, 1, 1, 1) > 0.5)
+            flip = ms.Tensor(aug[:, FLIP].reshape(-1, 1, 1, 1) > 0.5)
             x = ops.where(flip, ops.flip(x, (3,)), x)
         if self.jitter:
-            x = color_jitter(x / 255.0, aug[:, 1:5], aug[:, 5:9].astype(np.int64)) * 255.0
+            x = color_jitter(x / 255.0, aug[:, FACTORS], aug[:, ORDER].astype(np.int64)) * 255.0
         return x * self.scale + self.shift

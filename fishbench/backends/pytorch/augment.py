@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+from fishbench.data.plan import FACTORS, FLIP, GRAY, ORDER
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,7 @@ class FloatStage:
         the same on the host."""
         x = images
         if self.flip:
-            x = torch.where(aug[:, 0].view(-1, 1, 1, 1) > 0.5, x.flip(3), x)
+            x = torch.where(aug[:, FLIP].view(-1, 1, 1, 1) > 0.5, x.flip(3), x)
         if self.jitter:
-            x = color_jitter(x / 255.0, aug[:, 1:5], host_aug[:, 5:9].long()) * 255.0
+            x = color_jitter(x / 255.0, aug[:, FACTORS], host_aug[:, ORDER].long()) * 255.0
         return (x * self.scale + self.shift).contiguous(memory_format=self.memory_format)
