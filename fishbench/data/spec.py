@@ -46,7 +46,7 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
         if ds.num_classes is None:
             raise DataError("dataset=synthetic needs dataset.num_classes (e.g. 1000).")
         spec = DataSpec(ds.name, None, None, ds.num_classes, train_tf, eval_tf,
-                        (ds.train_samples, ds.val_samples), engine, workers)
+                        (ds.train_samples, ds.val_samples), decoder=engine, num_workers=workers)
     else:
         root = ensure_digits_tree(ds.root) if ds.name == "digits" else ds.root
         train, val = build_indices(root)
@@ -62,7 +62,8 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
                 f"dataset.num_classes is {ds.num_classes}, but '{ds.root}' has {found} class "
                 f"folders. Set dataset.num_classes={found} (or null to take it from the tree)."
             )
-        spec = DataSpec(ds.name, train, val, found, train_tf, eval_tf, (0, 0), engine, workers)
+        spec = DataSpec(ds.name, train, val, found, train_tf, eval_tf, decoder=engine,
+                        num_workers=workers)
     if cfg.model.num_classes is not None and cfg.model.num_classes != spec.num_classes:
         raise DataError(
             f"model.num_classes is {cfg.model.num_classes}, but dataset={ds.name} has "
