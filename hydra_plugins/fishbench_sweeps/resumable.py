@@ -34,7 +34,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fishbench.compare import read_run
+from fishbench.compare import read_run, sweep_run_dirs
 from fishbench.sweep_resume import (
     SWEEP_FILE,
     JobPlan,
@@ -96,7 +96,6 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def summary_on_interrupt(sweep_dir: Path) -> Iterator[None]:
     """Ctrl-C or SIGTERM (a Slurm time limit) stops the sweep with the summary of the jobs that
     exist and the command that resumes it, exit status 130."""
-    from fishbench.compare import sweep_run_dirs
     from fishbench.sweep import summarize_sweep
 
     previous = signal.getsignal(signal.SIGTERM)
