@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fishbench.checkpoint import CHECKPOINT_DIR
+from fishbench.compare import read_run
 from fishbench.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.errors import FishbenchError
 from fishbench.results import METRICS_FILE
@@ -63,21 +64,6 @@ class JobPlan:
         return (RESUME_OVERRIDE,) if self.action == "continue" else ()
 
 
-def job_metrics(job_dir: Path) -> dict[str, Any] | None:
-    """``job_dir/metrics.json``; ``None`` when the job wrote none (or none that can be read)."""
-    try:
-        metrics = json.loads((job_dir / METRICS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return metrics if isinstance(metrics, dict) else None
-
-
-def job_status(job_dir: Path) -> str | None:
-    """The ``status`` in ``job_dir/metrics.json``; ``None`` when the job wrote none."""
-    metrics = job_metrics(job_dir)
-    return None if metrics is None else str(metrics.get("status", "unknown"))
-
-
 def trial_overrides(sweep_dir: Path, trial: Any) -> list[str]:
     """The overrides an Optuna trial's job was launched with: its ``.hydra/overrides.yaml``, or,
     for a trial stopped before its job started, its sampled and fixed parameters as Hydra's
@@ -101,7 +87,7 @@ def plan_job(sweep_dir: Path, num: int, retry_failed: bool) -> JobPlan:
     ``running`` (its process is gone), ``interrupted``, or any other state: continued from its
     last checkpoint, else restarted in its dir. No ``metrics.json``: started."""
     job_dir = sweep_dir / str(num)
-    status = job_status(job_dir)
+    status = read_run(job_dir).status if (job_dir / METRICS_FILE).is_file() else None
     if status == "completed":
         return JobPlan(num, "skip", "completed")
     if status == "failed" and not retry_failed:

@@ -34,6 +34,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from fishbench.compare import read_run, sweep_run_dirs
 from fishbench.sweep_resume import (
     SWEEP_FILE,
     JobPlan,
@@ -41,8 +42,6 @@ from fishbench.sweep_resume import (
     check_same_sweep,
     check_sweep_dir,
     describe_plans,
-    job_metrics,
-    job_status,
     plan_job,
     sweep_owner,
     trial_overrides,
@@ -97,7 +96,6 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def summary_on_interrupt(sweep_dir: Path) -> Iterator[None]:
     """Ctrl-C or SIGTERM (a Slurm time limit) stops the sweep with the summary of the jobs that
     exist and the command that resumes it, exit status 130."""
-    from fishbench.compare import sweep_run_dirs
     from fishbench.sweep import summarize_sweep
 
     previous = signal.getsignal(signal.SIGTERM)
@@ -251,10 +249,10 @@ if OptunaSweeper is not None:
                 (result,) = launch_plans(self.sweeper.launcher, [plan],
                                          [trial_overrides(sweep_dir, trial)])
                 value = _as_float(result.return_value)
-            elif job_status(sweep_dir / str(trial.number)) == "completed":
-                value = _as_float((job_metrics(sweep_dir / str(trial.number)) or {}).get("top1"))
-            else:
-                value = math.nan
+            else:  # a job that completed (or failed) before the sweep was stopped
+                metrics = read_run(sweep_dir / str(trial.number)).metrics
+                value = _as_float(metrics.get("top1")) if metrics["status"] == "completed" \
+                    else math.nan
             if math.isnan(value):
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             else:
