@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class TorchTrainer(Trainer):
     def images_skipped(self) -> int:
         return len(self.bad_files)
 
-    @property
+    @cached_property
     def model_gflops_per_image(self) -> float:
         """Forward GFLOPs of one image (multiply-adds count 2), counted once with
         torch.utils.flop_counter on a copy of the model on the meta device (no compute)."""
