@@ -252,6 +252,14 @@ def resumed_progress(trainer: Trainer, meta: dict[str, Any], path: Path) -> Prog
                     meta.get("elapsed_s", 0.0), saved_epoch=epoch)
 
 
+def own_rng_states(saved: Any, rank: int) -> Any:
+    """This rank's entry of a checkpoint's per-rank RNG states (a single entry in checkpoints
+    written before they were per rank). Another world size is refused after loading, so any
+    rank gets an entry here."""
+    states = saved if isinstance(saved, list) else [saved]
+    return states[rank % len(states)]
+
+
 def check_meta(meta: dict[str, Any], cfg: RunConfig, path: Path) -> None:
     """Stop with a clear message when a checkpoint belongs to another model or class count."""
     model, classes = meta.get("model"), meta.get("num_classes")

@@ -22,7 +22,7 @@ from fishbench.config import RunConfig
 from fishbench.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.engine import StepLogger, Trainer, check_meta
+from fishbench.engine import StepLogger, Trainer, check_meta, own_rng_states
 from fishbench.metrics import Accuracy
 
 log = logging.getLogger("fishbench")
@@ -183,8 +183,7 @@ class TorchTrainer(Trainer):
         if full:
             self.optimizer.load_state_dict(saved["optimizer"])
             self.scaler.load_state_dict(saved["scaler"])
-            states = saved["rng"] if isinstance(saved["rng"], list) else [saved["rng"]]
-            rng = states[self.rank % len(states)]  # another world size is refused after this
+            rng = own_rng_states(saved["rng"], self.rank)
             torch.set_rng_state(rng["torch"])
             np.random.set_state(rng["numpy"])
             random.setstate(rng["python"])
