@@ -93,10 +93,9 @@ def stop_on_signals() -> None:
 def outcome_message(err: BaseException, run_dir: Path) -> str:
     """What ``metrics.json`` and the terminal say about ``err``; an interruption adds how to
     continue."""
-    message = str(err) or type(err).__name__
     if isinstance(err, KeyboardInterrupt):
-        return f"The run was {message or 'interrupted'}. {resume_hint(run_dir)}"
-    return message
+        return f"The run was {str(err) or 'interrupted'}. {resume_hint(run_dir)}"
+    return str(err) or type(err).__name__
 
 
 def settle(run_dir: Path, cfg: DictConfig, err: BaseException,

@@ -121,9 +121,7 @@ class StepLogger:
         if not self.due(step_in_epoch):
             return
         value = float(loss)
-        if not math.isfinite(value):
-            raise diverged(f"The training loss became {value}", epoch, global_step,
-                           self.progress.saved_epoch)
+        check_finite(value, epoch, global_step, self.progress.saved_epoch)
         ms = self.timer.lap(self._since_lap)
         self._since_lap = 0
         img_per_s = 1000.0 * self.global_batch / ms
@@ -131,6 +129,12 @@ class StepLogger:
                  step_in_epoch + 1, self.steps_per_epoch, value, lr, img_per_s)
         if self.recorder is not None:
             self.recorder.log_step(global_step, value, lr, img_per_s)
+
+
+def check_finite(loss: float, epoch: int, global_step: int, saved_epoch: int | None) -> None:
+    """Stop the run when the training loss of ``epoch`` (0-based) is NaN or infinite."""
+    if not math.isfinite(loss):
+        raise diverged(f"The training loss became {loss}", epoch, global_step, saved_epoch)
 
 
 def diverged(what: str, epoch: int, global_step: int, saved_epoch: int | None) -> TrainingDiverged:
@@ -168,9 +172,7 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
         started = time.perf_counter()
         logger.start_epoch()
         loss = trainer.train_epoch(epoch, lrs, progress.global_step, logger)
-        if not math.isfinite(loss):
-            raise diverged(f"The training loss became {loss}", epoch,
-                           progress.global_step + steps, progress.saved_epoch)
+        check_finite(loss, epoch, progress.global_step + steps, progress.saved_epoch)
         if not trainer.weights_finite():
             raise diverged("A parameter or buffer of the model (e.g. a BatchNorm running "
                            "variance) became NaN or infinite", epoch,
@@ -248,6 +250,14 @@ def resumed_progress(trainer: Trainer, meta: dict[str, Any], path: Path) -> Prog
         )
     return Progress(epoch, meta["global_step"], meta["best_top1"], meta["best_epoch"],
                     meta.get("elapsed_s", 0.0), saved_epoch=epoch)
+
+
+def own_rng_states(saved: Any, rank: int) -> Any:
+    """This rank's entry of a checkpoint's per-rank RNG states (a single entry in checkpoints
+    written before they were per rank). Another world size is refused after loading, so any
+    rank gets an entry here."""
+    states = saved if isinstance(saved, list) else [saved]
+    return states[rank % len(states)]
 
 
 def check_meta(meta: dict[str, Any], cfg: RunConfig, path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from fishbench.checkpoint import CHECKPOINT_DIR
 from fishbench.config import RunConfig, WorldConfig
 from fishbench.errors import FishbenchError, RunInterrupted
 from fishbench.results import HYDRA_DIR
@@ -48,9 +49,9 @@ def master_port(world: WorldConfig) -> int:
 def resume_hint(run_dir: Path) -> str:
     """How to continue the run in ``run_dir`` (or, before its first checkpoint, that one must
     start it again)."""
-    if not any((Path(run_dir) / "checkpoints").glob("last.*")):
+    if not any((Path(run_dir) / CHECKPOINT_DIR).glob("last.*")):
         return "No checkpoint was saved yet (one is saved after each epoch): start the run again."
-    return (f"The last checkpoint in {run_dir}/checkpoints stays usable: continue with the same "
+    return (f"The last checkpoint in {run_dir}/{CHECKPOINT_DIR} stays usable: continue with the same "
             f"command plus `resume=true hydra.run.dir={run_dir}`.")
 
 

@@ -21,7 +21,7 @@ from fishbench.crossckpt import (MINDSPORE_META_KEY, TORCH_SUFFIX, foreign_weigh
                                  read_mindspore_checkpoint)
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.engine import StepLogger, Trainer, check_meta
+from fishbench.engine import StepLogger, Trainer, check_meta, own_rng_states
 from fishbench.metrics import Accuracy
 from fishbench.schedule import lr_per_step
 
@@ -172,8 +172,7 @@ class MindSporeTrainer(Trainer):
         arrays = {k: v for k, v in arrays.items() if k != "learning_rate"}
         ms.load_param_into_net(target, _parameters(arrays))
         if full:
-            states = entries[RNG_KEY] if isinstance(entries[RNG_KEY], list) else [entries[RNG_KEY]]
-            rng = states[self.rank % len(states)]  # another world size is refused after this
+            rng = own_rng_states(entries[RNG_KEY], self.rank)
             np.random.set_state(_numpy_state(rng["numpy"]))
             random.setstate(_python_state(rng["python"]))
             ms.set_rng_state(ms.Tensor(np.array(rng["mindspore"], np.uint8)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from fishbench.config import RunConfig
 from fishbench.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.engine import StepLogger, Trainer, check_meta
+from fishbench.engine import StepLogger, Trainer, check_meta, own_rng_states
 from fishbench.metrics import Accuracy
 
 log = logging.getLogger("fishbench")
@@ -75,7 +76,7 @@ class TorchTrainer(Trainer):
     def images_skipped(self) -> int:
         return len(self.bad_files)
 
-    @property
+    @cached_property
     def model_gflops_per_image(self) -> float:
         """Forward GFLOPs of one image (multiply-adds count 2), counted once with
         torch.utils.flop_counter on a copy of the model on the meta device (no compute)."""
@@ -182,8 +183,7 @@ class TorchTrainer(Trainer):
         if full:
             self.optimizer.load_state_dict(saved["optimizer"])
             self.scaler.load_state_dict(saved["scaler"])
-            states = saved["rng"] if isinstance(saved["rng"], list) else [saved["rng"]]
-            rng = states[self.rank % len(states)]  # another world size is refused after this
+            rng = own_rng_states(saved["rng"], self.rank)
             torch.set_rng_state(rng["torch"])
             np.random.set_state(rng["numpy"])
             random.setstate(rng["python"])
