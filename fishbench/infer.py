@@ -18,6 +18,7 @@ from PIL import Image
 
 from fishbench.config import RunConfig
 from fishbench.data.images import SampleReader, synthetic_sample
+from fishbench.data.plan import eval_box
 from fishbench.data.spec import DataSpec
 from fishbench.data.transforms import EvalTransform
 from fishbench.errors import ConfigError, FishbenchError
@@ -27,16 +28,11 @@ log = logging.getLogger("fishbench")
 
 
 def eval_array(image: Image.Image, t: EvalTransform) -> np.ndarray:
-    """Resize the short side to ``t.resize`` (bilinear), centre-crop ``t.size``, normalise: CHW."""
-    w, h = image.size
-    short, long = min(w, h), max(w, h)
-    if short != t.resize:
-        new_long = int(t.resize * long / short)
-        image = image.resize((t.resize, new_long) if w <= h else (new_long, t.resize),
-                             Image.BILINEAR)
-    w, h = image.size
-    top, left = int(round((h - t.size) / 2.0)), int(round((w - t.size) / 2.0))
-    pixels = np.asarray(image.crop((left, top, left + t.size, top + t.size)), np.float32) / 255.0
+    """Resize the short side to ``t.resize`` (bilinear), centre-crop ``t.size``, normalise: CHW.
+    The geometry is the training pipeline's (:func:`fishbench.data.plan.eval_box`)."""
+    left, top, right, bottom, new_w, new_h = eval_box(*image.size, t)
+    image = image.resize((new_w, new_h), Image.BILINEAR)
+    pixels = np.asarray(image.crop((left, top, right, bottom)), np.float32) / 255.0
     normalised = (pixels - np.asarray(t.mean, np.float32)) / np.asarray(t.std, np.float32)
     return normalised.transpose(2, 0, 1)
 
