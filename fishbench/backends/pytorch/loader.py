@@ -2,14 +2,17 @@
 
 Workers hand over uint8 crops (``cpu`` engine) or JPEG bytes (``gpu`` engine); the main process
 moves each batch to the device (decoding it there with nvjpeg for the ``gpu`` engine) and runs the
-float stage once per batch: flip, colour jitter, normalise, channels_last. On CUDA the next batch
-is prepared on a side stream while the current one trains (as timm's PrefetchLoader, with the
-decode and the float stage on that stream too).
+float stage once per batch: flip, colour jitter, normalise, channels_last. On CUDA a prefetch
+thread prepares the next batches on its own stream while the current one trains (timm's
+PrefetchLoader copies on a side stream; the thread is needed too because ``decode_jpeg`` on the
+GPU blocks its caller until the decode has finished, with the GIL released).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -126,30 +129,39 @@ def resize_crop(image: torch.Tensor, crop: Crop) -> torch.Tensor:
 
 
 class DeviceDecoder:
-    """The ``gpu`` engine's device part: nvjpeg decodes a batch's JPEG bytes on the current
-    stream, then each image is cropped and resized there. The host waits for the whole device
-    before the output is used (pytorch/vision#9606: the decoder can race the caller's stream; a
-    stream-only wait let late writes corrupt reused memory on an H200).
-    A batch nvjpeg refuses is decoded on the CPU instead (``cpu_fallbacks`` counts the files)."""
+    """The ``gpu`` engine's device part: nvjpeg decodes a batch's JPEG bytes, then each image is
+    cropped and resized on the current stream. A batch nvjpeg refuses is decoded on the CPU
+    instead (``cpu_fallbacks`` counts the files).
+
+    ``decode_jpeg`` runs on a stream of its own that never gets a kernel (pytorch/vision#9606:
+    the decoder allocates its outputs on the caller's stream but writes them from a private
+    stream that does not wait for the caller's, so on a busy stream it can be handed a block that
+    queued kernels still read). The decoded images are used on the current stream, which waits
+    for the decode, and are ``record_stream``-ed there, so their blocks return to the decode
+    stream only after that use."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cpu_fallbacks = 0
+        self.stream = torch.cuda.Stream(device)
 
     def __call__(self, batch: HostBatch) -> torch.Tensor:
         """The encoded samples' crops: float NCHW 0..255 on the device."""
         from torchvision.io import ImageReadMode, decode_jpeg
 
         files = list(batch.encoded.tensor_split(batch.encoded_ends[:-1]))
+        current = torch.cuda.current_stream(self.device)
         try:
-            decoded = decode_jpeg(files, mode=ImageReadMode.RGB, device=self.device)
-            torch.cuda.synchronize(self.device)  # every stream: nvjpeg's may not be ours
-            crops = [resize_crop(image, crop) for image, crop in zip(decoded, batch.crops)]
+            with torch.cuda.stream(self.stream):
+                decoded = decode_jpeg(files, mode=ImageReadMode.RGB, device=self.device)
         except RuntimeError as err:
             log.warning("nvjpeg refused a batch (%s); decoding its %d JPEGs on the CPU",
                         err, len(files))
-            crops = [self._on_cpu(data, crop) for data, crop in zip(files, batch.crops)]
-        return torch.stack(crops)
+            return torch.stack([self._on_cpu(data, crop) for data, crop in zip(files, batch.crops)])
+        current.wait_stream(self.stream)
+        for image in decoded:
+            image.record_stream(current)
+        return torch.stack([resize_crop(image, crop) for image, crop in zip(decoded, batch.crops)])
 
     def _on_cpu(self, data: torch.Tensor, crop: Crop) -> torch.Tensor:
         self.cpu_fallbacks += 1
@@ -177,7 +189,7 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def _prepare(self, batch: HostBatch) -> Batch:
+    def prepare(self, batch: HostBatch) -> Batch:
         self.bad_files.add(self.index, batch.files, batch.skipped)
         decoded = batch.pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         if len(batch.encoded_at) == 0:
@@ -194,27 +206,72 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[Batch]:
         if self.device.type != "cuda":
             for batch in batches(self.loader):
-                yield self._prepare(batch)
+                yield self.prepare(batch)
         else:
             yield from self._prefetched()
 
     def _prefetched(self) -> Iterator[Batch]:
-        """The next batch is copied, decoded (gpu engine) and run through the float stage on a
-        side stream while the current one trains."""
-        stream = torch.cuda.Stream(self.device)
-        current: Batch | None = None
-        for batch in batches(self.loader):
+        """Batches prepared by a :class:`Prefetcher` thread; the current stream waits for each
+        batch's preparation and owns its tensors from then on."""
+        prefetcher = Prefetcher(self)
+        main = torch.cuda.current_stream(self.device)
+        try:
+            for prepared, ready in prefetcher:
+                main.wait_event(ready)
+                for tensor in prepared:
+                    tensor.record_stream(main)
+                yield prepared
+        finally:
+            prefetcher.stop()
+
+
+class Prefetcher:
+    """A thread that reads host batches and prepares them (copy, decode, float stage) on its own
+    CUDA stream, up to :attr:`depth` batches ahead; yields ``(batch, event recorded after its
+    preparation)``. An error in the thread is raised in the consumer."""
+
+    depth = 2
+    _END = object()
+
+    def __init__(self, batches_: DeviceBatches) -> None:
+        self.source = batches_
+        self.ready: queue.Queue = queue.Queue(maxsize=self.depth)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="fishbench-prefetch", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        stream = torch.cuda.Stream(self.source.device)
+        try:
             with torch.cuda.stream(stream):
-                upcoming = self._prepare(batch)
-            if current is not None:
-                yield current
-            main = torch.cuda.current_stream(self.device)
-            main.wait_stream(stream)
-            for tensor in upcoming:
-                tensor.record_stream(main)
-            current = upcoming
-        if current is not None:
-            yield current
+                for batch in batches(self.source.loader):
+                    prepared = self.source.prepare(batch)
+                    if not self._put((prepared, stream.record_event())):
+                        return
+            self._put(self._END)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put(err)
+
+    def _put(self, item: object) -> bool:
+        """Queue ``item`` unless the consumer stopped; False when it did."""
+        while not self.stopping.is_set():
+            try:
+                self.ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[tuple[Batch, torch.cuda.Event]]:
+        while (item := self.ready.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        """Stop the thread (it finishes the batch it is reading) and wait for it."""
+        self.stopping.set()
+        self.thread.join()
 
 
 class SyntheticBatches:
