@@ -20,6 +20,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
@@ -144,7 +145,7 @@ def loader_only(args, decoder: str) -> tuple[float, int]:
     cfg = run_config(args, "resnet50", decoder)
     spec = load_data_spec(cfg)
     train_batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
-                                     DEVICE, spec.decoder, torch.channels_last, BadFiles())
+                                     DEVICE, spec.decoder, torch.channels_last, BadFiles(), CUDA)
     start = None
     for i, (images, _) in enumerate(train_batches):
         if i == args.warmup:
@@ -198,6 +199,25 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
+def check_stage(args) -> None:
+    """The compiled float stage against the eager one on the same batch (random pixels, the
+    plan's flips and jitter): the largest difference in normalised units."""
+    from fishbench.backends.pytorch.augment import FloatStage
+    from fishbench.data.plan import AugmentPlan
+
+    spec = load_data_spec(run_config(args, "resnet50", "cpu"))
+    t = spec.train_transform
+    plan = AugmentPlan(0, t)
+    aug = torch.from_numpy(np.stack([plan.sample(0, f).vector() for f in range(args.batch)]))
+    images = torch.randint(0, 256, (args.batch, 3, t.size, t.size)).float()
+    images, aug = images.to(DEVICE), aug.to(DEVICE)
+    stages = [FloatStage(t.mean, t.std, DEVICE, torch.channels_last, flip=True, jitter=True,
+                         compiled=compiled) for compiled in (False, CUDA)]
+    eager, compiled = (stage(images, aug) for stage in stages)
+    print(f"float stage, compiled vs eager: max |diff| {float((eager - compiled).abs().max()):.2e} "
+          "(normalised units)", flush=True)
+
+
 def check_decoders(args) -> None:
     """The gpu engine against the cpu engine on the same plan (the same files, boxes, flips and
     jitter), while the GPU trains on each gpu batch as it arrives, so the decoder's memory is
@@ -207,7 +227,7 @@ def check_decoders(args) -> None:
     cfg = run_config(args, "resnet50", "cpu")
     spec = load_data_spec(cfg)
     loaders = {decoder: build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
-                                      DEVICE, decoder, torch.channels_last, BadFiles())
+                                      DEVICE, decoder, torch.channels_last, BadFiles(), CUDA)
                for decoder in ("cpu", "gpu")}
     net = build_model("resnet50", 1000).to(DEVICE, memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -256,6 +276,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     build_tree(args.source, args.root, args.classes, args.per_class)
     if args.check:
+        check_stage(args)
         check_decoders(args)
         return
     if args.profile:

@@ -201,7 +201,7 @@ class DeviceBatches:
             if len(batch.decoded_at):
                 images[batch.decoded_at.to(self.device)] = decoded
         aug = batch.aug.to(self.device, non_blocking=True)
-        return self.stage(images, aug, batch.aug), batch.labels.to(self.device, non_blocking=True)
+        return self.stage(images, aug), batch.labels.to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[Batch]:
         if self.device.type != "cuda":
@@ -308,9 +308,9 @@ def batches(loader: Iterable) -> Iterator:
 
 def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images: str, seed: int,
                   rank: int, world_size: int, device: torch.device, decoder: str,
-                  memory_format: torch.memory_format, bad_files: BadFiles):
+                  memory_format: torch.memory_format, bad_files: BadFiles, compiled: bool = False):
     """Train and val batches of this rank; train drops the last partial batch. ``decoder`` is
-    the resolved engine (``cpu`` or ``gpu``)."""
+    the resolved engine (``cpu`` or ``gpu``); ``compiled`` compiles the float stage."""
     if spec.train is None:
         size, classes = spec.train_transform.size, spec.num_classes
         train_n, val_n = spec.synthetic_sizes
@@ -333,7 +333,8 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
         t = spec.train_transform if shuffle else spec.eval_transform
         stage = FloatStage(t.mean, t.std, device, memory_format,
                            flip=shuffle and spec.train_transform.hflip,
-                           jitter=shuffle and any(spec.train_transform.color_jitter))
+                           jitter=shuffle and any(spec.train_transform.color_jitter),
+                           compiled=compiled and shuffle)
         return DeviceBatches(loader, stage, device, bad_files, device_decoder)
 
     return (split(spec.train, AugmentPlan(seed, spec.train_transform), True),
