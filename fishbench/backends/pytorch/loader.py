@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -129,39 +129,49 @@ def resize_crop(image: torch.Tensor, crop: Crop) -> torch.Tensor:
 
 
 class DeviceDecoder:
-    """The ``gpu`` engine's device part: nvjpeg decodes a batch's JPEG bytes, then each image is
-    cropped and resized on the current stream. A batch nvjpeg refuses is decoded on the CPU
-    instead (``cpu_fallbacks`` counts the files).
+    """The ``gpu`` engine's device part: nvjpeg decodes a batch's JPEG bytes (:meth:`decode`),
+    then each image is cropped and resized on the current stream (:meth:`crops`). A batch nvjpeg
+    refuses is decoded on the CPU instead (``cpu_fallbacks`` counts the files).
 
     ``decode_jpeg`` runs on a stream of its own that never gets a kernel (pytorch/vision#9606:
     the decoder allocates its outputs on the caller's stream but writes them from a private
     stream that does not wait for the caller's, so on a busy stream it can be handed a block that
     queued kernels still read). The decoded images are used on the current stream, which waits
     for the decode, and are ``record_stream``-ed there, so their blocks return to the decode
-    stream only after that use."""
+    stream only after that use. The call blocks until the decode has finished."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cpu_fallbacks = 0
         self.stream = torch.cuda.Stream(device)
 
-    def __call__(self, batch: HostBatch) -> torch.Tensor:
-        """The encoded samples' crops: float NCHW 0..255 on the device."""
+    def decode(self, batch: HostBatch) -> list[torch.Tensor] | None:
+        """The encoded samples as uint8 CHW images on the device; None when nvjpeg refused."""
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        files = list(batch.encoded.tensor_split(batch.encoded_ends[:-1]))
         current = torch.cuda.current_stream(self.device)
         try:
             with torch.cuda.stream(self.stream):
-                decoded = decode_jpeg(files, mode=ImageReadMode.RGB, device=self.device)
+                decoded = decode_jpeg(self._files(batch), mode=ImageReadMode.RGB,
+                                      device=self.device)
         except RuntimeError as err:
             log.warning("nvjpeg refused a batch (%s); decoding its %d JPEGs on the CPU",
-                        err, len(files))
-            return torch.stack([self._on_cpu(data, crop) for data, crop in zip(files, batch.crops)])
+                        err, len(batch.crops))
+            return None
         current.wait_stream(self.stream)
         for image in decoded:
             image.record_stream(current)
-        return torch.stack([resize_crop(image, crop) for image, crop in zip(decoded, batch.crops)])
+        return decoded
+
+    def crops(self, batch: HostBatch, decoded: list[torch.Tensor] | None) -> list[torch.Tensor]:
+        """The encoded samples' crops: float CHW 0..255 on the device."""
+        if decoded is None:
+            return [self._on_cpu(data, crop) for data, crop in zip(self._files(batch), batch.crops)]
+        return [resize_crop(image, crop) for image, crop in zip(decoded, batch.crops)]
+
+    @staticmethod
+    def _files(batch: HostBatch) -> list[torch.Tensor]:
+        return list(batch.encoded.tensor_split(batch.encoded_ends[:-1]))
 
     def _on_cpu(self, data: torch.Tensor, crop: Crop) -> torch.Tensor:
         self.cpu_fallbacks += 1
@@ -173,10 +183,27 @@ class DeviceDecoder:
         return torch.from_numpy(pixels).to(self.device).permute(2, 0, 1).float()
 
 
+@dataclass
+class Uploaded:
+    """A batch on its way: its tensors on the device, the encoded samples decoded by nvjpeg."""
+
+    host: HostBatch
+    pixels: torch.Tensor  # the workers' crops, uint8 NHWC
+    aug: torch.Tensor
+    labels: torch.Tensor
+    decoded: list[torch.Tensor] | None
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.pixels, self.aug, self.labels, *(self.decoded or [])]
+
+
 class DeviceBatches:
     """The batches of a split as the model takes them: ``(images, labels)`` on the device.
 
-    Counts the unreadable files met in ``bad_files`` (shared by train and val).
+    Two steps per batch: :meth:`upload` (copies, nvjpeg decode) and :meth:`finish` (crops,
+    float stage). On CUDA each runs in a :class:`Prefetcher` thread, so that the decode of one
+    batch, the float work of the next and the training step overlap. Counts the unreadable files
+    met in ``bad_files`` (shared by train and val).
     """
 
     def __init__(self, loader: DataLoader, stage: FloatStage, device: torch.device,
@@ -189,64 +216,62 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def prepare(self, batch: HostBatch) -> Batch:
+    def upload(self, batch: HostBatch) -> tuple[Uploaded, list[torch.Tensor]]:
         self.bad_files.add(self.index, batch.files, batch.skipped)
-        decoded = batch.pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        if len(batch.encoded_at) == 0:
-            images = decoded
-        else:
-            images = torch.empty((len(batch), *decoded.shape[1:]), device=self.device)
-            images = images.contiguous(memory_format=torch.channels_last)
-            images[batch.encoded_at.to(self.device)] = self.decoder(batch)  # type: ignore[misc]
-            if len(batch.decoded_at):
-                images[batch.decoded_at.to(self.device)] = decoded
-        aug = batch.aug.to(self.device, non_blocking=True)
-        return self.stage(images, aug), batch.labels.to(self.device, non_blocking=True)
+        up = Uploaded(batch, *(t.to(self.device, non_blocking=True)
+                               for t in (batch.pixels, batch.aug, batch.labels)),
+                      self.decoder.decode(batch) if len(batch.encoded_at) else None)
+        return up, up.tensors()
+
+    def finish(self, up: Uploaded) -> tuple[Batch, list[torch.Tensor]]:
+        images = up.pixels.permute(0, 3, 1, 2).float()
+        if len(up.host.encoded_at):  # one copy into batch order
+            at = dict(zip(up.host.decoded_at.tolist(), images))
+            at.update(zip(up.host.encoded_at.tolist(),
+                          self.decoder.crops(up.host, up.decoded)))  # type: ignore[union-attr]
+            images = torch.stack([at[i] for i in range(len(up.host))])
+        batch = self.stage(images, up.aug), up.labels
+        return batch, list(batch)
 
     def __iter__(self) -> Iterator[Batch]:
         if self.device.type != "cuda":
             for batch in batches(self.loader):
-                yield self.prepare(batch)
-        else:
-            yield from self._prefetched()
-
-    def _prefetched(self) -> Iterator[Batch]:
-        """Batches prepared by a :class:`Prefetcher` thread; the current stream waits for each
-        batch's preparation and owns its tensors from then on."""
-        prefetcher = Prefetcher(self)
-        main = torch.cuda.current_stream(self.device)
+                yield self.finish(self.upload(batch)[0])[0]
+            return
+        uploads = Prefetcher(self.upload, batches(self.loader), self.device)
+        ready = Prefetcher(self.finish, uploads, self.device)
         try:
-            for prepared, ready in prefetcher:
-                main.wait_event(ready)
-                for tensor in prepared:
-                    tensor.record_stream(main)
-                yield prepared
+            yield from ready
         finally:
-            prefetcher.stop()
+            ready.stop()
+            uploads.stop()
 
 
 class Prefetcher:
-    """A thread that reads host batches and prepares them (copy, decode, float stage) on its own
-    CUDA stream, up to :attr:`depth` batches ahead; yields ``(batch, event recorded after its
-    preparation)``. An error in the thread is raised in the consumer."""
+    """Runs ``step`` over ``items`` in a thread, on a CUDA stream of its own, up to
+    :attr:`depth` results ahead. ``step`` returns its result and the tensors in it; iterating
+    yields the results in order, each one ordered on the iterating thread's current stream (that
+    stream waits for the step's work and takes its tensors over, ``record_stream``). An error in
+    the thread is raised in the iterating one."""
 
     depth = 2
     _END = object()
 
-    def __init__(self, batches_: DeviceBatches) -> None:
-        self.source = batches_
+    def __init__(self, step: Callable[[Any], tuple[Any, list[torch.Tensor]]], items: Iterable,
+                 device: torch.device) -> None:
+        self.step, self.items, self.device = step, items, device
         self.ready: queue.Queue = queue.Queue(maxsize=self.depth)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="fishbench-prefetch", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        stream = torch.cuda.Stream(self.source.device)
+        stream = torch.cuda.Stream(self.device)
         try:
             with torch.cuda.stream(stream):
-                for batch in batches(self.source.loader):
-                    prepared = self.source.prepare(batch)
-                    if not self._put((prepared, stream.record_event())):
+                for item in self.items:
+                    result, tensors = self.step(item)
+                    if not self._put((result, tensors, stream.record_event())):
                         return
             self._put(self._END)
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
@@ -262,14 +287,19 @@ class Prefetcher:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[tuple[Batch, torch.cuda.Event]]:
+    def __iter__(self) -> Iterator[Any]:
+        current = torch.cuda.current_stream(self.device)
         while (item := self.ready.get()) is not self._END:
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            result, tensors, done = item
+            current.wait_event(done)
+            for tensor in tensors:
+                tensor.record_stream(current)
+            yield result
 
     def stop(self) -> None:
-        """Stop the thread (it finishes the batch it is reading) and wait for it."""
+        """Stop the thread (it finishes the item it is on) and wait for it."""
         self.stopping.set()
         self.thread.join()
 
