@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from fishbench.backends.pytorch import loader as torch_loader
+from fishbench.backends.pytorch import trainer as torch_trainer
 from fishbench.backends.pytorch.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.backends.pytorch.trainer import TorchTrainer
@@ -265,6 +267,9 @@ def main() -> None:
     parser.add_argument("--decoders", nargs="+", default=["gpu", "cpu"])
     parser.add_argument("--device-shares", type=float, nargs="+", default=[1.0, 0.6],
                         help="gpu decoder: shares of files decoded by nvjpeg")
+    parser.add_argument("--priorities", type=int, nargs="+", default=[-1])
+    parser.add_argument("--switch-intervals", type=float, nargs="+", default=[5])
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument("--check", action="store_true",
                         help="only compare the gpu engine's batches with the cpu engine's")
@@ -307,10 +312,15 @@ def main() -> None:
         synthetic = train(args, model, None)
         emit(f"| trainer, synthetic | {model} | {synthetic:,.0f} | {synthetic / bare:.2f} | 1.00 |")
         for decoder in args.decoders:
-            for share in args.device_shares if decoder == "gpu" else [0.0]:
+            variants = [(s, p, i, r) for r in range(args.repeats) for s in args.device_shares
+                        for p in args.priorities for i in args.switch_intervals]
+            for share, priority, interval, _ in variants if decoder == "gpu" else [(0.0, -1, 5, 0)]:
                 torch_loader.GPU_ENGINE_DEVICE_SHARE = share
+                torch_trainer.TRAIN_STREAM_PRIORITY = None if priority == 0 else priority
+                sys.setswitchinterval(interval / 1000)
                 speed = train(args, model, decoder)
-                what = f", {share:.0%} on nvjpeg" if decoder == "gpu" else ""
+                what = (f", {share:.0%} on nvjpeg, prio {priority}, switch {interval} ms"
+                        if decoder == "gpu" else "")
                 emit(f"| trainer, {decoder} decoder{what} | {model} | {speed:,.0f} | "
                      f"{speed / bare:.2f} | {speed / synthetic:.2f} |")
     torch_loader.GPU_ENGINE_DEVICE_SHARE = default_share

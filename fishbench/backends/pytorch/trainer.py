@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import random
 import time
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from fishbench.engine import StepLogger, Trainer, check_meta, own_rng_states
 from fishbench.metrics import Accuracy
 
 log = logging.getLogger("fishbench")
+# On CUDA, training runs on a stream of this priority (lower is higher; CUDA's default streams have
+# the lowest, 0), so that the input pipeline's kernels on their own streams yield the SMs to it.
+TRAIN_STREAM_PRIORITY: int | None = -1
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -67,6 +71,8 @@ class TorchTrainer(Trainer):
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=fp16, init_scale=cfg.loss_scale or 2.0**16,
             growth_interval=10**9 if cfg.loss_scale else 2000)
+        self.stream = (torch.cuda.Stream(self.device, priority=TRAIN_STREAM_PRIORITY)
+                       if self.device.type == "cuda" and TRAIN_STREAM_PRIORITY is not None else None)
         self.bad_files = BadFiles()
         self.train_loader, self.val_loader = build_loaders(
             spec, cfg.batch_size, spec.num_workers, cfg.dataset.bad_images, cfg.seed,
@@ -111,7 +117,25 @@ class TorchTrainer(Trainer):
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp)
 
+    @contextmanager
+    def _on_train_stream(self) -> Iterator[None]:
+        """Run the block on :attr:`stream`, ordered after and before the current stream's work."""
+        if self.stream is None:
+            yield
+            return
+        current = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(current)
+        try:
+            with torch.cuda.stream(self.stream):
+                yield
+        finally:
+            current.wait_stream(self.stream)
+
     def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
+        with self._on_train_stream():
+            return self._train_epoch(epoch, lrs, first_step, logger)
+
+    def _train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
         self.train_model.train()
         if self.train_loader.sampler is not None:
             self.train_loader.sampler.set_epoch(epoch)
