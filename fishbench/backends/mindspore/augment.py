@@ -64,30 +64,47 @@ def on_samples(op):
     return run
 
 
-WHOLE = tuple(ms.jit(op) for op in JITTERS)
+WHOLE = tuple(ms.jit(op) for op in JITTERS)  # compiled (eager CPU kernels are several x slower)
 SUBSET = tuple(on_samples(op) for op in JITTERS)
+HUE = JITTERS.index(hue)
+NONE = -1  # no jitter in this slot of the sample
+
+
+def apply_steps(x: ms.Tensor, factors: np.ndarray, steps: np.ndarray) -> ms.Tensor:
+    """Apply to sample ``i`` jitter ``steps[i, k]`` (``NONE``: nothing) for k = 0, 1, ...:
+    each (step, jitter) pair on the samples it picks, padded to a power of two by repeating
+    one of them (at most log2(batch) + 1 shapes to compile per jitter). Samples with the
+    jitter's neutral factor (e.g. hue 0) are left out."""
+    for step in steps.T:
+        for jid in range(len(JITTERS)):
+            picked = np.flatnonzero((step == jid) & (factors[:, jid] != JITTER_NONE[jid]))
+            if len(picked) == 0:
+                continue
+            padded = np.resize(picked, min(1 << (len(picked) - 1).bit_length(), x.shape[0]))
+            f = ms.Tensor(factors[padded, jid].reshape(-1, 1, 1, 1).astype(np.float32))
+            if len(picked) == x.shape[0]:
+                x = WHOLE[jid](x, f)
+            else:
+                x = SUBSET[jid](x, ms.Tensor(padded.astype(np.int32)), f)
+    return x
 
 
 def color_jitter(x: ms.Tensor, factors: np.ndarray, order: np.ndarray) -> ms.Tensor:
     """Apply to sample ``i`` of ``x`` (float 0..1 NCHW) jitter ``order[i, k]`` with factor
     ``factors[i, order[i, k]]`` for k = 0..3 (``factors`` and ``order`` are host arrays).
 
-    Each (step, jitter) pair runs compiled (``ms.jit``: eager CPU kernels are several times
-    slower) on the samples it picks, padded to a power of two by repeating one of them, so that
-    a batch compiles at most log2(batch) + 1 shapes per jitter. A jitter whose picked samples
-    all have its neutral factor (e.g. hue 0) is skipped."""
-    for step in range(order.shape[1]):
-        for jid in range(len(JITTERS)):
-            picked = np.flatnonzero((order[:, step] == jid) & (factors[:, jid] != JITTER_NONE[jid]))
-            if len(picked) == 0:
-                continue
-            padded = np.resize(picked, min(1 << (len(picked) - 1).bit_length(), x.shape[0]))
-            f = ms.Tensor(factors[padded, jid].reshape(-1, 1, 1, 1).astype(np.float32))
-            if len(padded) == x.shape[0] and len(picked) == x.shape[0]:
-                x = WHOLE[jid](x, f)
-            else:
-                x = SUBSET[jid](x, ms.Tensor(padded.astype(np.int32)), f)
-    return x
+    The hue costs most: it runs once over the whole batch (no gather, scatter or padding), with
+    each sample's other jitters split into those before its hue and those after."""
+    if (factors[:, HUE] == JITTER_NONE[HUE]).all():
+        return apply_steps(x, factors, order)
+    at = np.argmax(order == HUE, axis=1)[:, None]  # the step of each sample's hue
+    k = np.arange(order.shape[1] - 1)
+    before = np.where(k < at, order[:, :-1], NONE)
+    after = np.take_along_axis(order, np.minimum(at + 1 + k, order.shape[1] - 1), axis=1)
+    after = np.where(at + 1 + k < order.shape[1], after, NONE)
+    x = apply_steps(x, factors, before)
+    x = WHOLE[HUE](x, ms.Tensor(factors[:, HUE].reshape(-1, 1, 1, 1).astype(np.float32)))
+    return apply_steps(x, factors, after)
 
 
 @ms.jit
