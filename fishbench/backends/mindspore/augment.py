@@ -15,7 +15,8 @@ from fishbench.data.plan import FACTORS, FLIP, GRAY, JITTER_NONE, ORDER
 
 
 def grayscale(x: ms.Tensor) -> ms.Tensor:
-    return GRAY[0] * x[:, 0:1] + GRAY[1] * x[:, 1:2] + GRAY[2] * x[:, 2:3]
+    r, g, b = ops.unstack(x, 1)  # compiled, several times faster than slicing x[:, 0] etc.
+    return (GRAY[0] * r + GRAY[1] * g + GRAY[2] * b).expand_dims(1)
 
 
 def brightness(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
@@ -36,7 +37,7 @@ def hue(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
     RGB by the direct formula: channel n (R 5, G 3, B 1) is ``v - v s clamp(min(k, 4 - k), 0, 1)``
     with ``k = (n + 6 h) mod 6``, which equals torchvision's six-sector table; here ``v s`` is
     the chroma and ``6 h`` the sector position before its wrap (the mod 6 wraps it)."""
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    r, g, b = ops.unstack(x, 1)
     maxc = ops.maximum(ops.maximum(r, g), b)
     chroma = maxc - ops.minimum(ops.minimum(r, g), b)
     inv = 1.0 / ops.maximum(chroma, 1e-30)  # chroma 0: every numerator below is 0 as well
@@ -108,25 +109,28 @@ def color_jitter(x: ms.Tensor, factors: np.ndarray, order: np.ndarray) -> ms.Ten
 
 
 @ms.jit
-def to_float(pixels: ms.Tensor) -> ms.Tensor:
-    return ops.transpose(pixels, (0, 3, 1, 2)).astype(ms.float32)
+def to_float(pixels: ms.Tensor, unit: bool) -> ms.Tensor:
+    """uint8 NHWC -> float NCHW, 0..255 or (``unit``) 0..1."""
+    x = ops.transpose(pixels, (0, 3, 1, 2)).astype(ms.float32)
+    return x / 255.0 if unit else x
 
 
 @ms.jit
-def flip_to_float(pixels: ms.Tensor, flip: ms.Tensor, reverse: ms.Tensor) -> ms.Tensor:
-    """Flip the samples ``flip`` (N, 1, 1, 1) picks (a gather of the reversed columns on the
-    uint8 NHWC batch: several times faster than ``ops.flip`` on the CPU), then NCHW float."""
-    pixels = ops.where(flip, ops.gather(pixels, reverse, 2), pixels)
-    return ops.transpose(pixels, (0, 3, 1, 2)).astype(ms.float32)
+def flip_to_float(pixels: ms.Tensor, flip: ms.Tensor, reverse: ms.Tensor, unit: bool) -> ms.Tensor:
+    """:func:`to_float` after flipping the samples ``flip`` (N, 1, 1, 1) picks: a gather of the
+    reversed columns on the uint8 batch, several times faster than ``ops.flip`` on the CPU."""
+    return to_float(ops.where(flip, ops.gather(pixels, reverse, 2), pixels), unit)
 
 
 @ms.jit
-def scale_shift(x: ms.Tensor, scale: ms.Tensor, shift: ms.Tensor) -> ms.Tensor:
-    return x * scale + shift
+def normalise(x: ms.Tensor, scale: ms.Tensor, shift: ms.Tensor, unit: bool) -> ms.Tensor:
+    """Float 0..255 (or 0..1, ``unit``) to the normalised input."""
+    return (x * 255.0 if unit else x) * scale + shift
 
 
 class FloatStage:
-    """Flip, jitter and normalise one batch: uint8 NHWC (numpy) -> float32 NCHW tensor."""
+    """Flip, jitter and normalise one batch: uint8 NHWC (numpy) -> float32 NCHW tensor; each
+    step compiled (``ms.jit``: eager CPU kernels are several times slower)."""
 
     def __init__(self, mean, std, flip: bool, jitter: bool) -> None:
         self.scale = ms.Tensor((1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 3, 1, 1))
@@ -138,9 +142,10 @@ class FloatStage:
         flip = aug[:, FLIP] > 0.5
         if self.flip and flip.any():
             reverse = ms.Tensor(np.arange(pixels.shape[2] - 1, -1, -1, dtype=np.int32))
-            x = flip_to_float(ms.Tensor(pixels), ms.Tensor(flip.reshape(-1, 1, 1, 1)), reverse)
+            x = flip_to_float(ms.Tensor(pixels), ms.Tensor(flip.reshape(-1, 1, 1, 1)), reverse,
+                              self.jitter)
         else:
-            x = to_float(ms.Tensor(pixels))
+            x = to_float(ms.Tensor(pixels), self.jitter)
         if self.jitter:
-            x = color_jitter(x / 255.0, aug[:, FACTORS], aug[:, ORDER].astype(np.int64)) * 255.0
-        return scale_shift(x, self.scale, self.shift)
+            x = color_jitter(x, aug[:, FACTORS], aug[:, ORDER].astype(np.int64))
+        return normalise(x, self.scale, self.shift, self.jitter)
