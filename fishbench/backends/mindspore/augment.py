@@ -14,22 +14,27 @@ from mindspore import ops
 from fishbench.data.plan import FACTORS, FLIP, GRAY, JITTER_NONE, ORDER
 
 
+def unit_clamp(x: ms.Tensor) -> ms.Tensor:
+    """``x`` clamped to [0, 1]; compiled on the CPU ~2x faster than ``ops.clamp(x, 0.0, 1.0)``."""
+    return ops.minimum(ops.relu(x), 1.0)
+
+
 def grayscale(x: ms.Tensor) -> ms.Tensor:
     r, g, b = ops.unstack(x, 1)  # compiled, several times faster than slicing x[:, 0] etc.
     return (GRAY[0] * r + GRAY[1] * g + GRAY[2] * b).expand_dims(1)
 
 
 def brightness(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
-    return ops.clamp(x * f, 0.0, 1.0)
+    return unit_clamp(x * f)
 
 
 def contrast(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
     mean = grayscale(x).mean(axis=(1, 2, 3), keep_dims=True)
-    return ops.clamp(f * x + (1.0 - f) * mean, 0.0, 1.0)
+    return unit_clamp(f * x + (1.0 - f) * mean)
 
 
 def saturation(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
-    return ops.clamp(f * x + (1.0 - f) * grayscale(x), 0.0, 1.0)
+    return unit_clamp(f * x + (1.0 - f) * grayscale(x))
 
 
 def hue(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
@@ -48,7 +53,7 @@ def hue(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
     for n in (5.0, 3.0, 1.0):
         k = h6 + n
         k = k - 6.0 * ops.floor(k * (1.0 / 6.0))
-        channels.append(maxc - chroma * ops.clamp(ops.minimum(k, 4.0 - k), 0.0, 1.0))
+        channels.append(maxc - chroma * unit_clamp(ops.minimum(k, 4.0 - k)))
     return ops.stack(channels, axis=1)
 
 
