@@ -3,6 +3,9 @@
 The same steps and math as the PyTorch backend's (``fishbench.backends.pytorch.augment``): the
 batch arrives as uint8 NHWC with the plan's per-sample numbers; flip, colour jitter (each sample
 in its own order, torchvision's ``ColorJitter`` math on floats), normalise, NCHW float32.
+Every step runs compiled (``ms.jit``: eager CPU kernels are several times slower) on the whole
+batch with fixed shapes: brightness, contrast and saturation are one per-sample blend formula,
+so a sample's jitter order needs no gather or scatter of sample subsets.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from mindspore import ops
 
 from fishbench.data.plan import FACTORS, FLIP, GRAY, JITTER_NONE, ORDER
 
+BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)  # the plan's jitter ids
+NONE = -1  # no jitter in this step of the sample
+
 
 def unit_clamp(x: ms.Tensor) -> ms.Tensor:
     """``x`` clamped to [0, 1]; compiled on the CPU ~2x faster than ``ops.clamp(x, 0.0, 1.0)``."""
@@ -22,19 +28,6 @@ def unit_clamp(x: ms.Tensor) -> ms.Tensor:
 def grayscale(x: ms.Tensor) -> ms.Tensor:
     r, g, b = ops.unstack(x, 1)  # compiled, several times faster than slicing x[:, 0] etc.
     return (GRAY[0] * r + GRAY[1] * g + GRAY[2] * b).expand_dims(1)
-
-
-def brightness(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
-    return unit_clamp(x * f)
-
-
-def contrast(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
-    mean = grayscale(x).mean(axis=(1, 2, 3), keep_dims=True)
-    return unit_clamp(f * x + (1.0 - f) * mean)
-
-
-def saturation(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
-    return unit_clamp(f * x + (1.0 - f) * grayscale(x))
 
 
 def hue(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
@@ -57,60 +50,60 @@ def hue(x: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
     return ops.stack(channels, axis=1)
 
 
-JITTERS = (brightness, contrast, saturation, hue)  # the plan's jitter ids
+def blend(x: ms.Tensor, a: ms.Tensor, b: ms.Tensor, c: ms.Tensor) -> ms.Tensor:
+    """``clamp(a x + c gray(x) + b mean(gray(x)), 0, 1)`` per sample (a, b, c: (N, 1, 1, 1)).
+    torchvision's brightness ``f`` is (f, 0, 0), contrast (f, 1 - f, 0), saturation
+    (f, 0, 1 - f), nothing (1, 0, 0): each bit for bit its own formula (``clamp(f x)``,
+    ``clamp(f x + (1 - f) mean)``, ``clamp(f x + (1 - f) gray)``), as the zero terms add exact
+    zeros, so one fixed-shape pass serves every sample whatever its jitter at that step."""
+    g = grayscale(x)
+    return unit_clamp(a * x + (c * g + b * g.mean(axis=(1, 2, 3), keep_dims=True)))
 
 
-def on_samples(op):
-    """``op`` on the samples ``idx`` of ``x``, written back in place of them, compiled."""
-
-    @ms.jit
-    def run(x: ms.Tensor, idx: ms.Tensor, f: ms.Tensor) -> ms.Tensor:
-        return ops.tensor_scatter_update(x, idx.reshape(-1, 1), op(ops.gather(x, idx, 0), f))
-
-    return run
-
-
-WHOLE = tuple(ms.jit(op) for op in JITTERS)  # compiled (eager CPU kernels are several x slower)
-SUBSET = tuple(on_samples(op) for op in JITTERS)
-HUE = JITTERS.index(hue)
-NONE = -1  # no jitter in this slot of the sample
-
-
-def apply_steps(x: ms.Tensor, factors: np.ndarray, steps: np.ndarray) -> ms.Tensor:
-    """Apply to sample ``i`` jitter ``steps[i, k]`` (``NONE``: nothing) for k = 0, 1, ...:
-    each (step, jitter) pair on the samples it picks, padded to a power of two by repeating
-    one of them (at most log2(batch) + 1 shapes to compile per jitter). Samples with the
-    jitter's neutral factor (e.g. hue 0) are left out."""
-    for step in steps.T:
-        for jid in range(len(JITTERS)):
-            picked = np.flatnonzero((step == jid) & (factors[:, jid] != JITTER_NONE[jid]))
-            if len(picked) == 0:
-                continue
-            padded = np.resize(picked, min(1 << (len(picked) - 1).bit_length(), x.shape[0]))
-            f = ms.Tensor(factors[padded, jid].reshape(-1, 1, 1, 1).astype(np.float32))
-            if len(picked) == x.shape[0]:
-                x = WHOLE[jid](x, f)
-            else:
-                x = SUBSET[jid](x, ms.Tensor(padded.astype(np.int32)), f)
+@ms.jit
+def blend_steps(x: ms.Tensor, coefficients: ms.Tensor) -> ms.Tensor:
+    """:func:`blend` with ``coefficients[k]`` ((3, N, 1, 1, 1): a, b, c) for k = 0, 1, ..."""
+    for k in range(coefficients.shape[0]):
+        x = blend(x, coefficients[k, 0], coefficients[k, 1], coefficients[k, 2])
     return x
+
+
+def blend_coefficients(factors: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """:func:`blend_steps`' coefficients for sample ``i``'s jitter ``steps[i, k]`` (brightness,
+    contrast or saturation; another id: nothing) with its factor of ``factors``."""
+    n, k = steps.shape
+    f = np.take_along_axis(factors, np.clip(steps, 0, factors.shape[1] - 1), axis=1).T  # (k, n)
+    linear = np.isin(steps.T, (BRIGHTNESS, CONTRAST, SATURATION))
+    coefficients = np.zeros((k, 3, n), np.float32)
+    coefficients[:, 0] = np.where(linear, f, 1.0)
+    coefficients[:, 1] = np.where(steps.T == CONTRAST, 1.0 - f, 0.0)
+    coefficients[:, 2] = np.where(steps.T == SATURATION, 1.0 - f, 0.0)
+    return coefficients.reshape(k, 3, n, 1, 1, 1)
+
+
+compiled_hue = ms.jit(hue)
 
 
 def color_jitter(x: ms.Tensor, factors: np.ndarray, order: np.ndarray) -> ms.Tensor:
     """Apply to sample ``i`` of ``x`` (float 0..1 NCHW) jitter ``order[i, k]`` with factor
     ``factors[i, order[i, k]]`` for k = 0..3 (``factors`` and ``order`` are host arrays).
 
-    The hue costs most: it runs once over the whole batch (no gather, scatter or padding), with
-    each sample's other jitters split into those before its hue and those after."""
+    The hue runs once over the batch (skipped when all its factors are 0); the other three
+    run as :func:`blend` steps, those before each sample's hue, then those after it."""
     if (factors[:, HUE] == JITTER_NONE[HUE]).all():
-        return apply_steps(x, factors, order)
+        steps = order[order != HUE].reshape(len(order), -1)
+        return blend_steps(x, ms.Tensor(blend_coefficients(factors, steps)))
     at = np.argmax(order == HUE, axis=1)[:, None]  # the step of each sample's hue
     k = np.arange(order.shape[1] - 1)
-    before = np.where(k < at, order[:, :-1], NONE)
+    before = np.where(k < at, order[:, :-1], NONE)[:, :at.max()]
     after = np.take_along_axis(order, np.minimum(at + 1 + k, order.shape[1] - 1), axis=1)
-    after = np.where(at + 1 + k < order.shape[1], after, NONE)
-    x = apply_steps(x, factors, before)
-    x = WHOLE[HUE](x, ms.Tensor(factors[:, HUE].reshape(-1, 1, 1, 1).astype(np.float32)))
-    return apply_steps(x, factors, after)
+    after = np.where(at + 1 + k < order.shape[1], after, NONE)[:, :order.shape[1] - 1 - at.min()]
+    if before.shape[1]:
+        x = blend_steps(x, ms.Tensor(blend_coefficients(factors, before)))
+    x = compiled_hue(x, ms.Tensor(factors[:, HUE].reshape(-1, 1, 1, 1).astype(np.float32)))
+    if after.shape[1]:
+        x = blend_steps(x, ms.Tensor(blend_coefficients(factors, after)))
+    return x
 
 
 @ms.jit
@@ -134,8 +127,7 @@ def normalise(x: ms.Tensor, scale: ms.Tensor, shift: ms.Tensor, unit: bool) -> m
 
 
 class FloatStage:
-    """Flip, jitter and normalise one batch: uint8 NHWC (numpy) -> float32 NCHW tensor; each
-    step compiled (``ms.jit``: eager CPU kernels are several times slower)."""
+    """Flip, jitter and normalise one batch: uint8 NHWC (numpy) -> float32 NCHW tensor."""
 
     def __init__(self, mean, std, flip: bool, jitter: bool) -> None:
         self.scale = ms.Tensor((1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 3, 1, 1))
