@@ -57,7 +57,8 @@ def blend(x: ms.Tensor, a: ms.Tensor, b: ms.Tensor, c: ms.Tensor) -> ms.Tensor:
     ``clamp(f x + (1 - f) mean)``, ``clamp(f x + (1 - f) gray)``), as the zero terms add exact
     zeros, so one fixed-shape pass serves every sample whatever its jitter at that step."""
     g = grayscale(x)
-    return unit_clamp(a * x + (c * g + b * g.mean(axis=(1, 2, 3), keep_dims=True)))
+    mean = g.reshape(g.shape[0], -1).mean(axis=1).reshape(-1, 1, 1, 1)  # faster than axis=(1, 2, 3)
+    return unit_clamp(a * x + (c * g + b * mean))
 
 
 @ms.jit
