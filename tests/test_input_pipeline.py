@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +101,13 @@ def torchvision_jitter(x: torch.Tensor, factors, order) -> torch.Tensor:
     return torch.stack(out)
 
 
-def stage_case(n: int = 12):
+def stage_case(n: int = 12, hue: float = TRAIN.color_jitter[3]):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
     pixels[0] = 128  # a grey image: the flat-chroma branch of the hue
-    plan = AugmentPlan(5, TRAIN)
+    plan = AugmentPlan(5, replace(TRAIN, color_jitter=(*TRAIN.color_jitter[:3], hue)))
     aug = np.stack([plan.sample(0, f).vector() for f in range(n)])
+    assert (aug[:, 4] != 0).all() == (hue > 0)
     x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0
     flipped = torch.where(torch.from_numpy(aug[:, 0] > 0.5).view(-1, 1, 1, 1), x.flip(3), x)
     jittered = torchvision_jitter(flipped, aug[:, 1:5], aug[:, 5:9].astype(int))
@@ -124,13 +126,14 @@ def test_torch_float_stage_equals_torchvision_on_the_same_uint8_input() -> None:
     assert np.abs(got - want).max() < 1e-4
 
 
-def test_mindspore_float_stage_equals_torchvision_on_the_same_uint8_input() -> None:
+@pytest.mark.parametrize("hue", [0.1, 0.0])  # hue 0: the stage leaves the hue out
+def test_mindspore_float_stage_equals_torchvision_on_the_same_uint8_input(hue: float) -> None:
     pytest.importorskip("mindspore", reason="the MindSpore stage needs mindspore")
     from fishbench.backends.mindspore.augment import FloatStage
     from fishbench.backends.mindspore.device import configure
 
     configure(RunConfig())  # the device first, as a run does: later tests' trainers need it
-    pixels, aug, want = stage_case()
+    pixels, aug, want = stage_case(hue=hue)
     got = FloatStage(TRAIN.mean, TRAIN.std, flip=True, jitter=True)(pixels, aug).asnumpy()
     assert np.abs(got - want).max() < 1e-4
 
