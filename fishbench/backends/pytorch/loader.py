@@ -34,7 +34,6 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # images (float, normalised, on the d
 # The gpu engine's share of files decoded by nvjpeg; its workers decode the rest on their cores,
 # which would otherwise only read files (see BENCHMARKS.md, "Input pipeline").
 GPU_ENGINE_DEVICE_SHARE = 0.6
-PREFETCH_THREADS = 2  # 1: upload and finish in one thread
 
 
 class PlanDataset(Dataset):
@@ -238,13 +237,6 @@ class DeviceBatches:
         if self.device.type != "cuda":
             for batch in batches(self.loader):
                 yield self.finish(self.upload(batch)[0])[0]
-            return
-        if PREFETCH_THREADS == 1:
-            ready = Prefetcher(lambda b: self.finish(self.upload(b)[0]), batches(self.loader), self.device)
-            try:
-                yield from ready
-            finally:
-                ready.stop()
             return
         uploads = Prefetcher(self.upload, batches(self.loader), self.device)
         ready = Prefetcher(self.finish, uploads, self.device)
