@@ -75,7 +75,13 @@ class FloatStage:
         self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(1, 3, 1, 1)
         self.shift = (-torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(1, 3, 1, 1)
         self.memory_format, self.flip, self.jitter = memory_format, flip, jitter
-        self.apply = torch.compile(self._apply) if compiled else self._apply
+        self.apply = self._apply
+        if compiled:
+            # The prefetch threads call the stage while the training thread may be tracing the
+            # model for torch.compile; dynamo's "nested FX trace" check reads a process-wide flag
+            # and would raise in this thread: let such calls run the stage eagerly instead.
+            torch._dynamo.config.error_on_nested_fx_trace = False
+            self.apply = torch.compile(self._apply)
 
     def __call__(self, images: torch.Tensor, aug: torch.Tensor) -> torch.Tensor:
         """``images`` float 0..255 NCHW; ``aug`` the plan's numbers on the same device."""
