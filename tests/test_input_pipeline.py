@@ -251,3 +251,33 @@ def test_mindspore_trains_on_jpegs_with_colour_jitter(tmp_path: Path, fishbench_
              "warmup_epochs=0", f"hydra.run.dir={run_dir}"])
     m = metrics_of(run_dir)
     assert m["status"] == "completed" and m["steps"] == 2 and math.isfinite(m["loss"])
+
+
+def test_prefetcher_keeps_order_raises_the_threads_error_and_stops() -> None:
+    import itertools
+    import threading
+
+    from fishbench.backends.pytorch.loader import Prefetcher
+
+    cpu = torch.device("cpu")
+
+    def double(x: int):
+        if x == 7:
+            raise DataError("file 7 is unreadable")
+        return torch.tensor(2 * x), []
+
+    ahead = Prefetcher(double, range(5), cpu)
+    assert [int(t) for t in ahead] == [0, 2, 4, 6, 8]
+    ahead.stop()
+    failing = Prefetcher(double, range(10), cpu)
+    got = []
+    with pytest.raises(DataError, match="file 7 is unreadable"):
+        for t in failing:
+            got.append(int(t))
+    assert got == [0, 2, 4, 6, 8, 10, 12]
+    failing.stop()
+    endless = Prefetcher(lambda x: (x, []), itertools.count(), cpu)
+    assert list(itertools.islice(endless, 3)) == [0, 1, 2]
+    endless.stop()  # a consumer that stops early: the thread ends, nothing hangs
+    assert not endless.thread.is_alive()
+    assert all(t.name != "fishbench-prefetch" for t in threading.enumerate())

@@ -248,9 +248,9 @@ class DeviceBatches:
 
 
 class Prefetcher:
-    """Runs ``step`` over ``items`` in a thread, on a CUDA stream of its own, up to
-    :attr:`depth` results ahead. ``step`` returns its result and the tensors in it; iterating
-    yields the results in order, each one ordered on the iterating thread's current stream (that
+    """Runs ``step`` over ``items`` in a thread, up to :attr:`depth` results ahead (on CUDA on a
+    stream of its own). ``step`` returns its result and the tensors in it; iterating yields the
+    results in order, on CUDA each one ordered on the iterating thread's current stream (that
     stream waits for the step's work and takes its tensors over, ``record_stream``). An error in
     the thread is raised in the iterating one."""
 
@@ -266,12 +266,13 @@ class Prefetcher:
         self.thread.start()
 
     def _run(self) -> None:
-        stream = torch.cuda.Stream(self.device)
+        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
-            with torch.cuda.stream(stream):
+            with torch.cuda.stream(stream):  # no stream: a no-op
                 for item in self.items:
                     result, tensors = self.step(item)
-                    if not self._put((result, tensors, stream.record_event())):
+                    done = stream.record_event() if stream is not None else None
+                    if not self._put((result, tensors, done)):
                         return
             self._put(self._END)
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
@@ -288,14 +289,15 @@ class Prefetcher:
         return False
 
     def __iter__(self) -> Iterator[Any]:
-        current = torch.cuda.current_stream(self.device)
+        current = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
         while (item := self.ready.get()) is not self._END:
             if isinstance(item, BaseException):
                 raise item
             result, tensors, done = item
-            current.wait_event(done)
-            for tensor in tensors:
-                tensor.record_stream(current)
+            if current is not None:
+                current.wait_event(done)
+                for tensor in tensors:
+                    tensor.record_stream(current)
             yield result
 
     def stop(self) -> None:
