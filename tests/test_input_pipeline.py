@@ -185,7 +185,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: 
     (folder / "5_empty.jpg").write_bytes(b"")
     photo(6).save(folder / "6_good.jpg")
     index = scan_image_folder(tmp_path / "x")
-    source = SampleSource(index, "skip", pil_decode, AugmentPlan(1, TRAIN), None, device_share)
+    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, device_share)
     bad = BadFiles()
     for position in range(len(index)):
         s = source.read(0, position)
@@ -195,7 +195,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: 
         else:
             assert s.pixels.shape == (32, 32, 3)
     assert sorted(Path(p).name for p in bad.paths) == ["1_truncated.jpg", "5_empty.jpg"]
-    stop = SampleSource(index, "stop", pil_decode, AugmentPlan(1, TRAIN), None, device_share)
+    stop = SampleSource(index, "stop", AugmentPlan(1, TRAIN), None, device_share)
     with pytest.raises(DataError, match="1_truncated.jpg.*dataset.bad_images=skip"):
         stop.read(0, 1)
 

@@ -3,9 +3,8 @@
 A :class:`SampleSource` turns ``(epoch, file)`` into a :class:`Sample`: the crop at the output
 size as uint8 HWC (the ``cpu`` engine: decode, crop, antialiased resize), or, for the ``gpu``
 engine, the file's JPEG bytes with the crop geometry, to be decoded on the device. The crop comes
-from the :class:`~fishbench.data.plan.AugmentPlan` (training) or the eval centre crop. Decoding is
-a :class:`Decoder`: PIL here (framework-free, MindSpore uses it), torchvision.io in the PyTorch
-backend. An unreadable file is skipped (the next readable file takes its place and the sample
+from the :class:`~fishbench.data.plan.AugmentPlan` (training) or the eval centre crop. Decoding on
+the CPU is :func:`pil_decode` (framework-free, both backends use it). An unreadable file is skipped (the next readable file takes its place and the sample
 says how many were passed over) or stops the run, as ``dataset.bad_images`` says.
 """
 
@@ -13,7 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
@@ -38,14 +37,9 @@ class Crop:
     size: int
 
 
-class Decoder(Protocol):
-    def __call__(self, data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarray:
-        """Decode ``data`` and return the crop that ``geometry(width, height)`` names, as uint8
-        HWC RGB at the output size; raise one of ``READ_ERRORS`` for an unreadable file."""
-
-
 def pil_decode(data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarray:
-    """The PIL kernel: JPEGs decode at the smallest DCT scale that still gives the output full
+    """The crop of ``data`` that ``geometry(width, height)`` names, as uint8 HWC RGB at the
+    output size; one of ``READ_ERRORS`` for an unreadable file. JPEGs decode at the smallest DCT scale that still gives the output full
     resolution (``draft``), then crop and resize (bilinear, antialiased) in one step."""
     with Image.open(io.BytesIO(data)) as img:
         width, height = img.size
@@ -104,15 +98,14 @@ def device_decodable_size(data: bytes) -> tuple[int, int] | None:
 class SampleSource:
     """The samples of one split. ``plan`` set: training crops of the plan; else eval crops.
 
-    ``decode`` is the cpu engine's kernel. The gpu engine hands the share ``device_share`` of
-    the files (a fixed subset) on as bytes, if :func:`device_decodable_size` accepts them, and
+    The cpu engine decodes every file with :func:`pil_decode`. The gpu engine hands the share
+    ``device_share`` of the files (a fixed subset) on as bytes, if :func:`device_decodable_size` accepts them, and
     decodes the others here: the workers' cores decode alongside nvjpeg.
     """
 
-    def __init__(self, index: DatasetIndex, bad_images: str, decode: Decoder,
-                 plan: AugmentPlan | None, eval_transform: EvalTransform | None,
-                 device_share: float = 0.0) -> None:
-        self.index, self.bad_images, self.decode = index, bad_images, decode
+    def __init__(self, index: DatasetIndex, bad_images: str, plan: AugmentPlan | None,
+                 eval_transform: EvalTransform | None, device_share: float = 0.0) -> None:
+        self.index, self.bad_images = index, bad_images
         self.plan, self.eval_transform, self.device_share = plan, eval_transform, device_share
 
     def __len__(self) -> int:
@@ -146,7 +139,7 @@ class SampleSource:
         if dims is not None:
             return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped,
                           geometry(*dims), True)
-        return Sample(self.decode(data, geometry), label, aug, file, skipped)
+        return Sample(pil_decode(data, geometry), label, aug, file, skipped)
 
 
 class BadFiles:

@@ -16,7 +16,7 @@ import mindspore.dataset as ds
 import numpy as np
 
 from fishbench.backends.mindspore.augment import FloatStage
-from fishbench.data.decode import BadFiles, SampleSource, pil_decode
+from fishbench.data.decode import BadFiles, SampleSource
 from fishbench.data.images import synthetic_sample
 from fishbench.data.index import DatasetIndex
 from fishbench.data.plan import AugmentPlan
@@ -104,8 +104,8 @@ def build_batches(spec: DataSpec, batch_size: int, workers: int, bad_images: str
         return (SyntheticBatches(train_n // world_size, batch_size, size, classes, seed),
                 SyntheticBatches(val_n // world_size, batch_size, size, classes, seed + 1))
     t, e = spec.train_transform, spec.eval_transform
-    train = SampleSource(spec.train, bad_images, pil_decode, AugmentPlan(seed, t), None)
-    val = SampleSource(spec.val, bad_images, pil_decode, None, e)
+    train = SampleSource(spec.train, bad_images, AugmentPlan(seed, t), None)
+    val = SampleSource(spec.val, bad_images, None, e)
     return (ImageBatches(train, FloatStage(t.mean, t.std, t.hflip, any(t.color_jitter)),
                          batch_size, True, seed, rank, world_size, workers, bad_files),
             ImageBatches(val, FloatStage(e.mean, e.std, False, False), batch_size, False, seed,

@@ -354,7 +354,7 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
     device_decoder = DeviceDecoder(device) if device_share else None
 
     def split(index: DatasetIndex, plan: AugmentPlan | None, shuffle: bool) -> DeviceBatches:
-        source = SampleSource(index, bad_images, pil_decode, plan,
+        source = SampleSource(index, bad_images, plan,
                               None if shuffle else spec.eval_transform, device_share)
         loader = DataLoader(PlanDataset(source), batch_size=batch_size,
                             sampler=EpochSampler(index, seed, rank, world_size, shuffle),
