@@ -67,8 +67,8 @@ def eval_crop(width: int, height: int, t: EvalTransform) -> Crop:
 @dataclass
 class Sample:
     """One sample as a worker hands it over. ``pixels`` is the crop (uint8 HWC at the output
-    size), or, when ``encoded``, the file's bytes (uint8, 1-D) to be decoded and cut to ``crop``
-    on the device. ``aug`` is the float stage's numbers (:data:`~fishbench.data.plan.AUG_FIELDS`).
+    size), or, when ``crop`` is set (``encoded``), the file's bytes (uint8, 1-D) to be decoded
+    and cut to ``crop`` on the device. ``aug`` is the float stage's numbers (:data:`~fishbench.data.plan.AUG_FIELDS`).
     ``file`` is the index position read; ``skipped`` files before it (cyclically) were bad."""
 
     pixels: np.ndarray
@@ -77,7 +77,10 @@ class Sample:
     file: int
     skipped: int
     crop: Optional[Crop] = None
-    encoded: bool = False
+
+    @property
+    def encoded(self) -> bool:
+        return self.crop is not None
 
 
 def device_decodable_size(data: bytes) -> tuple[int, int] | None:
@@ -138,7 +141,7 @@ class SampleSource:
         dims = device_decodable_size(data) if on_device else None
         if dims is not None:
             return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped,
-                          geometry(*dims), True)
+                          geometry(*dims))
         return Sample(pil_decode(data, geometry), label, aug, file, skipped)
 
 
