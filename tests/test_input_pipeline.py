@@ -186,15 +186,18 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: 
     photo(6).save(folder / "6_good.jpg")
     index = scan_image_folder(tmp_path / "x")
     source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, device_share)
-    bad = BadFiles()
+    bad, encoded = BadFiles(), set()
     for position in range(len(index)):
         s = source.read(0, position)
         bad.add(index, np.array([s.file]), np.array([s.skipped]))
-        if s.encoded:  # only whole baseline JPEGs go to nvjpeg
-            assert index.files[s.file].endswith(("good.jpg", "gray.jpg"))
+        if s.encoded:
+            encoded.add(Path(index.files[s.file]).name)
+            assert s.pixels.tobytes() == Path(index.files[s.file]).read_bytes()
         else:
             assert s.pixels.shape == (32, 32, 3)
     assert sorted(Path(p).name for p in bad.paths) == ["1_truncated.jpg", "5_empty.jpg"]
+    # Only whole baseline RGB or gray JPEGs go to nvjpeg; the rest are decoded in the worker.
+    assert encoded == ({"0_good.jpg", "3_gray.jpg", "6_good.jpg"} if device_share else set())
     stop = SampleSource(index, "stop", AugmentPlan(1, TRAIN), None, device_share)
     with pytest.raises(DataError, match="1_truncated.jpg.*dataset.bad_images=skip"):
         stop.read(0, 1)
