@@ -68,8 +68,9 @@ def eval_crop(width: int, height: int, t: EvalTransform) -> Crop:
 class Sample:
     """One sample as a worker hands it over. ``pixels`` is the crop (uint8 HWC at the output
     size), or, when ``crop`` is set (``encoded``), the file's bytes (uint8, 1-D) to be decoded
-    and cut to ``crop`` on the device. ``aug`` is the float stage's numbers (:data:`~fishbench.data.plan.AUG_FIELDS`).
-    ``file`` is the index position read; ``skipped`` files before it (cyclically) were bad."""
+    and cut to ``crop`` on the device. ``aug`` is the float stage's numbers
+    (:meth:`~fishbench.data.plan.SampleAugment.vector`). ``file`` is the index position read;
+    ``skipped`` files before it (cyclically) were bad."""
 
     pixels: np.ndarray
     label: int

@@ -20,9 +20,9 @@ from fishbench.data.transforms import EvalTransform, TrainTransform
 
 CROP_TRIES = 10
 Box = tuple[int, int, int, int]  # left, top, right, bottom in the source image's pixels
-# One sample's float-stage numbers as the batch carries them (see ``SampleAugment.vector``):
-AUG_FIELDS = 9  # flip, brightness, contrast, saturation, hue, order of the four (jitter ids)
-FLIP, FACTORS, ORDER = 0, slice(1, 5), slice(5, 9)  # where each sits in those numbers
+# Where one sample's float-stage numbers sit as the batch carries them (``SampleAugment.vector``):
+# the flip, the four jitter factors (brightness, contrast, saturation, hue), their order (ids).
+FLIP, FACTORS, ORDER = 0, slice(1, 5), slice(5, 9)
 JITTER_NONE = (1.0, 1.0, 1.0, 0.0)  # the factors that change nothing
 GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights (contrast, saturation)
 

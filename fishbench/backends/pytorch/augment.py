@@ -1,9 +1,9 @@
 """The float stage of the PyTorch input pipeline, once per batch on the device.
 
 Takes the batch as float 0..255 NCHW and the plan's per-sample numbers
-(:data:`fishbench.data.plan.AUG_FIELDS`): horizontal flip, colour jitter (brightness, contrast,
-saturation, hue, each sample in its own order, torchvision's ``ColorJitter`` math on floats),
-normalisation, channels_last.
+(:meth:`fishbench.data.plan.SampleAugment.vector`): horizontal flip, colour jitter (brightness,
+contrast, saturation, hue, each sample in its own order, torchvision's ``ColorJitter`` math on
+floats), normalisation, channels_last.
 """
 
 from __future__ import annotations
