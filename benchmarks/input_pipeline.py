@@ -19,7 +19,9 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -99,47 +101,41 @@ class ProfiledLogger(TimedLogger):
         self.profiler.step()
 
 
+def train_epoch(args, model: str, decoder: str | None,
+                make_logger: Callable[..., TimedLogger] = TimedLogger) -> TimedLogger:
+    """One epoch of fishbench's trainer (``release()`` its memory afterwards); its logger."""
+    cfg = run_config(args, model, decoder)
+    spec = load_data_spec(cfg)
+    cfg.model.num_classes = spec.num_classes
+    trainer = TorchTrainer(cfg, spec)
+    steps = trainer.steps_per_epoch
+    logger = make_logger(cfg, None, cfg.batch_size, steps, Progress())
+    logger.start_epoch()
+    trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
+    return logger
+
+
 def profile(args, model: str, decoder: str, active: int = 20) -> None:
     """Where one training step's time goes, from ``active`` steps after the warm-up: device time
     per kernel, and host time per op (every thread: the trainer's and the prefetch thread)."""
     from torch.profiler import ProfilerActivity, schedule
 
-    cfg = run_config(args, model, decoder)
-    spec = load_data_spec(cfg)
-    cfg.model.num_classes = spec.num_classes
-    trainer = TorchTrainer(cfg, spec)
-    steps = trainer.steps_per_epoch
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if CUDA else [])
     with torch.profiler.profile(activities=activities,
                                 schedule=schedule(wait=args.warmup, warmup=2, active=active)) as prof:
-        logger = ProfiledLogger(prof, cfg, None, cfg.batch_size, steps, Progress())
-        logger.start_epoch()
-        trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
+        train_epoch(args, model, decoder, partial(ProfiledLogger, prof))
     events = prof.key_averages()
     for key in ("self_cuda_time_total", "self_cpu_time_total") if CUDA else ("self_cpu_time_total",):
         print(f"{model}, {decoder} decoder, {active} steps, by {key}:")
         print(events.table(sort_by=key, row_limit=25, max_name_column_width=70), flush=True)
-    del trainer
     release()
-
-
-def img_per_s(marks: dict[int, float], warmup: int, steps: int, batch: int) -> float:
-    return steps * batch / (marks[warmup + steps] - marks[warmup])
 
 
 def train(args, model: str, decoder: str | None) -> float:
-    cfg = run_config(args, model, decoder)
-    spec = load_data_spec(cfg)
-    cfg.model.num_classes = spec.num_classes
-    trainer = TorchTrainer(cfg, spec)
-    steps = trainer.steps_per_epoch
-    logger = TimedLogger(cfg, None, cfg.batch_size, steps, Progress())
-    logger.start_epoch()
-    trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
-    result = img_per_s(logger.marks, args.warmup, args.steps, args.batch)
-    del trainer
+    """Training img/s over ``args.steps`` steps after ``args.warmup``."""
+    marks = train_epoch(args, model, decoder).marks
     release()
-    return result
+    return args.steps * args.batch / (marks[args.warmup + args.steps] - marks[args.warmup])
 
 
 def loader_only(args, decoder: str) -> tuple[float, int]:
