@@ -34,7 +34,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fishbench.compare import read_run, sweep_run_dirs
+from fishbench.compare import read_metrics, sweep_run_dirs
 from fishbench.sweep_resume import (
     SWEEP_FILE,
     JobPlan,
@@ -250,7 +250,7 @@ if OptunaSweeper is not None:
                                          [trial_overrides(sweep_dir, trial)])
                 value = _as_float(result.return_value)
             else:  # a job that completed (or failed) before the sweep was stopped
-                metrics = read_run(sweep_dir / str(trial.number)).metrics
+                metrics = read_metrics(sweep_dir / str(trial.number))
                 value = _as_float(metrics.get("top1")) if metrics["status"] == "completed" \
                     else math.nan
             if math.isnan(value):
