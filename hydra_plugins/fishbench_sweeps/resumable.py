@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -118,19 +119,13 @@ def launch_plans(launcher: Launcher, plans: Sequence[JobPlan],
                  overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
     """Launch the jobs of ``plans`` that run, each under its own number (``overrides[i]`` is
     job ``plans[i].num``'s): one launch per run of consecutive numbers."""
+    running = [(plan, job) for plan, job in zip(plans, overrides) if plan.runs]
     returns: list[JobReturn] = []
-    group: list[int] = []
-    for i, plan in enumerate([*plans, None]):
-        if plan is not None and plan.runs and (not group or plans[group[-1]].num + 1 == plan.num):
-            group.append(i)
-            continue
-        if group:
-            batch = [[*overrides[g], *plans[g].extra_overrides] for g in group]
-            results = launcher.launch(batch, initial_job_idx=plans[group[0]].num)
-            returns.extend(results)
-            group = []
-        if plan is not None and plan.runs:
-            group.append(i)
+    # along consecutive numbers, number minus position in ``running`` stays the same
+    for _, group in groupby(enumerate(running), key=lambda item: item[1][0].num - item[0]):
+        jobs = [pair for _, pair in group]
+        batch = [[*job, *plan.extra_overrides] for plan, job in jobs]
+        returns.extend(launcher.launch(batch, initial_job_idx=jobs[0][0].num))
     return returns
 
 
