@@ -279,3 +279,13 @@ def test_jobs_that_run_are_launched_under_their_numbers_in_consecutive_groups() 
     assert launcher.launches == [(0, [["x=0"]]), (2, [["x=2", RESUME_OVERRIDE], ["x=3"]]),
                                  (5, [["x=5"]])]
     assert returns == [0, 2, 3, 5]
+
+
+def test_ctrl_c_before_any_job_says_so_and_exits_130(tmp_path: Path, caplog) -> None:
+    from hydra_plugins.fishbench_sweeps.resumable import summary_on_interrupt
+
+    with pytest.raises(SystemExit) as exit_info, summary_on_interrupt(tmp_path):
+        raise KeyboardInterrupt  # Ctrl-C: Python's own, empty KeyboardInterrupt
+    assert exit_info.value.code == 130
+    assert f"sweep interrupted by SIGINT; summary of the jobs so far in {tmp_path}" in caplog.text
+    assert list(tmp_path.iterdir()) == []  # no job: no summary files

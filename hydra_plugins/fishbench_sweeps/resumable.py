@@ -36,6 +36,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fishbench.compare import read_metrics, sweep_run_dirs
+from fishbench.errors import RunInterrupted
 from fishbench.sweep_resume import (
     SWEEP_FILE,
     JobPlan,
@@ -90,7 +91,7 @@ def start_sweep_dir(config: DictConfig, saved: DictConfig | None) -> Path:
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    raise RunInterrupted(signum)  # as a job's own handler does (fishbench.app.stop_on_signals)
 
 
 @contextmanager
@@ -107,8 +108,8 @@ def summary_on_interrupt(sweep_dir: Path) -> Iterator[None]:
     except KeyboardInterrupt as err:
         if sweep_run_dirs(sweep_dir):
             summarize_sweep(sweep_dir)
-        log.error("sweep interrupted (%s); summary of the jobs so far in %s. Resume it with "
-                  "`fishbench resume %s`", err or "SIGINT", sweep_dir, sweep_dir)
+        log.error("sweep %s; summary of the jobs so far in %s. Resume it with `fishbench "
+                  "resume %s`", str(err) or "interrupted by SIGINT", sweep_dir, sweep_dir)
         sys.exit(130)
     finally:
         if previous is signal.SIG_DFL:
