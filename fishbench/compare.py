@@ -107,7 +107,8 @@ def parse_overrides(lines: Sequence[str]) -> dict[str, Any]:
     return {o.get_key_element().lstrip("+~"): o.value() for o in parsed}
 
 
-def _read_metrics(path: Path) -> dict[str, Any]:
+def read_metrics(path: Path) -> dict[str, Any]:
+    """The run's ``metrics.json``; always has ``status`` (``unknown`` when there is no file)."""
     file = path / METRICS_FILE
     if not file.is_file():
         return {"status": "unknown"}  # Hydra started the job, but it wrote nothing yet
@@ -137,7 +138,7 @@ def read_run(path: Path) -> Run:
         hydra_cfg = OmegaConf.load(hydra_file)
         if OmegaConf.select(hydra_cfg, "hydra.mode") == "MULTIRUN":
             job = OmegaConf.select(hydra_cfg, "hydra.job.num")
-    return Run(path=path, metrics=_read_metrics(path), config=flatten(config),
+    return Run(path=path, metrics=read_metrics(path), config=flatten(config),
                overrides=parse_overrides(overrides), history=read_history(path), job=job)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fishbench.checkpoint import CHECKPOINT_DIR
-from fishbench.compare import read_run
+from fishbench.compare import read_metrics
 from fishbench.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.errors import FishbenchError
 from fishbench.results import METRICS_FILE
@@ -87,7 +87,7 @@ def plan_job(sweep_dir: Path, num: int, retry_failed: bool) -> JobPlan:
     ``running`` (its process is gone), ``interrupted``, or any other state: continued from its
     last checkpoint, else restarted in its dir. No ``metrics.json``: started."""
     job_dir = sweep_dir / str(num)
-    status = read_run(job_dir).status if (job_dir / METRICS_FILE).is_file() else None
+    status = read_metrics(job_dir)["status"] if (job_dir / METRICS_FILE).is_file() else None
     if status == "completed":
         return JobPlan(num, "skip", "completed")
     if status == "failed" and not retry_failed:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO, metrics_of
-from fishbench.sweep_resume import SweepError, check_sweep_dir, plan_job
+from fishbench.sweep_resume import RESUME_OVERRIDE, JobPlan, SweepError, check_sweep_dir, plan_job
 
 # Tiny real jobs: 2 epochs of 2 steps, a checkpoint every epoch, 32 px synthetic images.
 JOB = ["epochs=2", "save_checkpoint_epochs=1", "max_steps_per_epoch=2", "batch_size=16",
@@ -256,3 +256,36 @@ def test_a_hydra_sweep_that_fishbench_did_not_start_is_not_resumed(tmp_path: Pat
         check_sweep_dir(tmp_path, resume=True, task_overrides=["a=1,2"])
     with pytest.raises(SweepError, match="is not a sweep dir"):
         check_sweep_dir(tmp_path / "missing", resume=True, task_overrides=["a=1,2"])
+
+
+class RecordingLauncher:
+    """A launcher that records each launch (first job number, overrides) instead of running."""
+
+    def __init__(self) -> None:
+        self.launches: list[tuple[int, list[list[str]]]] = []
+
+    def launch(self, batch: list[list[str]], initial_job_idx: int) -> list[int]:
+        self.launches.append((initial_job_idx, batch))
+        return list(range(initial_job_idx, initial_job_idx + len(batch)))
+
+
+def test_jobs_that_run_are_launched_under_their_numbers_in_consecutive_groups() -> None:
+    from hydra_plugins.fishbench_sweeps.resumable import launch_plans
+
+    actions = ["start", "skip", "continue", "restart", "skip", "start"]
+    plans = [JobPlan(num, action, "") for num, action in enumerate(actions)]
+    launcher = RecordingLauncher()
+    returns = launch_plans(launcher, plans, [[f"x={num}"] for num in range(len(actions))])
+    assert launcher.launches == [(0, [["x=0"]]), (2, [["x=2", RESUME_OVERRIDE], ["x=3"]]),
+                                 (5, [["x=5"]])]
+    assert returns == [0, 2, 3, 5]
+
+
+def test_ctrl_c_before_any_job_says_so_and_exits_130(tmp_path: Path, caplog) -> None:
+    from hydra_plugins.fishbench_sweeps.resumable import summary_on_interrupt
+
+    with pytest.raises(SystemExit) as exit_info, summary_on_interrupt(tmp_path):
+        raise KeyboardInterrupt  # Ctrl-C: Python's own, empty KeyboardInterrupt
+    assert exit_info.value.code == 130
+    assert f"sweep interrupted by SIGINT; summary of the jobs so far in {tmp_path}" in caplog.text
+    assert list(tmp_path.iterdir()) == []  # no job: no summary files

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -34,7 +35,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fishbench.compare import read_run, sweep_run_dirs
+from fishbench.compare import read_metrics, sweep_run_dirs
+from fishbench.errors import RunInterrupted
 from fishbench.sweep_resume import (
     SWEEP_FILE,
     JobPlan,
@@ -89,7 +91,7 @@ def start_sweep_dir(config: DictConfig, saved: DictConfig | None) -> Path:
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    raise RunInterrupted(signum)  # as a job's own handler does (fishbench.app.stop_on_signals)
 
 
 @contextmanager
@@ -106,8 +108,8 @@ def summary_on_interrupt(sweep_dir: Path) -> Iterator[None]:
     except KeyboardInterrupt as err:
         if sweep_run_dirs(sweep_dir):
             summarize_sweep(sweep_dir)
-        log.error("sweep interrupted (%s); summary of the jobs so far in %s. Resume it with "
-                  "`fishbench resume %s`", err or "SIGINT", sweep_dir, sweep_dir)
+        log.error("sweep %s; summary of the jobs so far in %s. Resume it with `fishbench "
+                  "resume %s`", str(err) or "interrupted by SIGINT", sweep_dir, sweep_dir)
         sys.exit(130)
     finally:
         if previous is signal.SIG_DFL:
@@ -118,19 +120,13 @@ def launch_plans(launcher: Launcher, plans: Sequence[JobPlan],
                  overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
     """Launch the jobs of ``plans`` that run, each under its own number (``overrides[i]`` is
     job ``plans[i].num``'s): one launch per run of consecutive numbers."""
+    running = [(plan, job) for plan, job in zip(plans, overrides) if plan.runs]
     returns: list[JobReturn] = []
-    group: list[int] = []
-    for i, plan in enumerate([*plans, None]):
-        if plan is not None and plan.runs and (not group or plans[group[-1]].num + 1 == plan.num):
-            group.append(i)
-            continue
-        if group:
-            batch = [[*overrides[g], *plans[g].extra_overrides] for g in group]
-            results = launcher.launch(batch, initial_job_idx=plans[group[0]].num)
-            returns.extend(results)
-            group = []
-        if plan is not None and plan.runs:
-            group.append(i)
+    # along consecutive numbers, number minus position in ``running`` stays the same
+    for _, group in groupby(enumerate(running), key=lambda item: item[1][0].num - item[0]):
+        jobs = [pair for _, pair in group]
+        batch = [[*job, *plan.extra_overrides] for plan, job in jobs]
+        returns.extend(launcher.launch(batch, initial_job_idx=jobs[0][0].num))
     return returns
 
 
@@ -250,7 +246,7 @@ if OptunaSweeper is not None:
                                          [trial_overrides(sweep_dir, trial)])
                 value = _as_float(result.return_value)
             else:  # a job that completed (or failed) before the sweep was stopped
-                metrics = read_run(sweep_dir / str(trial.number)).metrics
+                metrics = read_metrics(sweep_dir / str(trial.number))
                 value = _as_float(metrics.get("top1")) if metrics["status"] == "completed" \
                     else math.nan
             if math.isnan(value):
