@@ -151,6 +151,7 @@ def snapshot(run_dir: Path) -> dict[str, bytes]:
 def test_a_completed_run_survives_failed_and_refused_commands(hydra_run, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     assert hydra_run(f"hydra.run.dir={run_dir}") == 0
+    (run_dir / "checkpoints" / ".last.pkl.abc123.tmp").write_bytes(b"half")  # a killed write
     before = snapshot(run_dir)
     assert strict_json(run_dir / "metrics.json")["status"] == "completed"
     refused = [
