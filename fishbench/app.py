@@ -64,7 +64,7 @@ def main(cfg: DictConfig) -> float:
             return run_workers(config, cfg, run_dir)
         return run(cfg, run_dir)
     except (FishbenchError, KeyboardInterrupt) as err:
-        log.error("%s", outcome_message(err, run_dir))
+        log.error("%s", outcome(err, run_dir)[1])
         settle(run_dir, cfg, err, completed)
         if isinstance(err, KeyboardInterrupt):
             raise
@@ -90,12 +90,13 @@ def stop_on_signals() -> None:
         signal.signal(signum, interrupt)
 
 
-def outcome_message(err: BaseException, run_dir: Path) -> str:
-    """What ``metrics.json`` and the terminal say about ``err``; an interruption adds how to
+def outcome(err: BaseException, run_dir: Path) -> tuple[str, str]:
+    """The status (``interrupted`` for a :class:`KeyboardInterrupt`, else ``failed``) and the
+    message that ``metrics.json`` and the terminal give ``err``; an interruption adds how to
     continue."""
     if isinstance(err, KeyboardInterrupt):
-        return f"The run was {str(err) or 'interrupted'}. {resume_hint(run_dir)}"
-    return str(err) or type(err).__name__
+        return "interrupted", f"The run was {str(err) or 'interrupted'}. {resume_hint(run_dir)}"
+    return "failed", str(err) or type(err).__name__
 
 
 def settle(run_dir: Path, cfg: DictConfig, err: BaseException,
@@ -184,9 +185,8 @@ def recorded(run_dir: Path, config: RunConfig, versions: dict[str, str],
     try:
         results = task(recorder)
     except BaseException as err:
-        interrupted = isinstance(err, KeyboardInterrupt)
-        recorder.finish("interrupted" if interrupted else "failed",
-                        error=outcome_message(err, run_dir))
+        status, message = outcome(err, run_dir)
+        recorder.finish(status, error=message)
         raise
     recorder.finish("completed", **results)
     return float(results.get("top1", math.nan))
@@ -248,8 +248,7 @@ def record_failure(run_dir: Path, cfg: DictConfig, err: BaseException) -> None:
     previous = previous if isinstance(previous, dict) else {}
     if previous.get("status") == "completed":
         return
-    message = outcome_message(err, run_dir)
-    status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+    status, message = outcome(err, run_dir)
 
     def pick(key: str) -> Any:
         return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)

@@ -168,22 +168,19 @@ class RunRecorder:
         self.tb.add_scalar("train/epoch_img_per_s", row["img_per_s"], epoch)
         self.tb.flush()
 
-    def best(self) -> tuple[float, int]:
-        """Best top1 so far and its epoch (``(0.0, 0)`` before the first evaluation)."""
+    def best(self) -> dict[str, Any]:
+        """``best_top1`` and its ``best_epoch`` over the epochs trained; none for a run without
+        any (eval, export, infer, or a train run stopped in its first epoch)."""
         if not self.history:
-            return 0.0, 0
+            return {}
         row = max(self.history, key=lambda r: (r["top1"], -r["epoch"]))
-        return row["top1"], int(row["epoch"])
+        return {"best_top1": row["top1"], "best_epoch": int(row["epoch"])}
 
     def finish(self, status: str, error: str | None = None, **results: Any) -> dict[str, Any]:
-        """Write the final ``metrics.json``; ``results`` holds top1, top5, loss, steps, timing...
-
-        ``best_top1``/``best_epoch`` come from the epochs trained: a run without any (eval,
-        export, infer, or a train run stopped in its first epoch) has none."""
-        best = dict(zip(("best_top1", "best_epoch"), self.best())) if self.history else {}
+        """Write the final ``metrics.json``; ``results`` holds top1, top5, loss, steps, timing..."""
         self.metrics = {
             **self.info,
-            **best,
+            **self.best(),
             **results,
             "total_time_s": round(self.elapsed_s(), 3),
             "status": status,

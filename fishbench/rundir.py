@@ -68,7 +68,8 @@ class CompletedRun:
 
 
 def checkpoint_stamps(run_dir: Path) -> dict[str, tuple[int, int]]:
-    """Inode and modification time of every checkpoint file: a saved checkpoint changes them."""
+    """Inode and modification time of every checkpoint file: a saved checkpoint changes them.
+    Temporary files are left out: removing those that a killed write left saves nothing."""
     folder = run_dir / CHECKPOINT_DIR
-    files = sorted(folder.iterdir()) if folder.is_dir() else []
+    files = sorted(folder.glob("[!.]*"))  # not hidden: atomic_write's temporaries (TEMP_GLOB)
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files if p.is_file()}

@@ -206,3 +206,33 @@ def test_eval_transform_gives_the_same_tensor_in_both_pipelines() -> None:
         # The backends' eval crops (one shared engine) equal the framework-free infer path.
         assert got.shape == (3, 224, 224)
         assert np.abs(eval_array(load_rgb(str(jpeg)), t) - got).max() < 1e-5
+
+def test_the_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its_rng(
+        tmp_path: Path) -> None:
+    """What resume and the divergence check rely on: every rank's RNG states round-trip through
+    the checkpoint, and ``weights_finite`` covers BatchNorm's moving statistics."""
+    import random
+
+    from fishbench.backends.mindspore.trainer import MindSporeTrainer
+    from fishbench.engine import Progress, checkpoint_meta
+
+    cfg = validate(OmegaConf.create({"backend": {"name": "mindspore"}, "model": {
+        "name": "resnet50"}, "batch_size": 4, "dataset": {
+        "name": "synthetic", "num_classes": 4, "image_size": 32, "train_samples": 8,
+        "val_samples": 4}}))
+    spec = load_data_spec(cfg)
+    cfg.model.num_classes = spec.num_classes
+    trainer = MindSporeTrainer(cfg, spec)
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path, checkpoint_meta(trainer, Progress(1, 2), 0.0),
+                            trainer.rank_rng_states())
+    drawn = (np.random.rand(3), random.random(), ms.get_rng_state().asnumpy())
+    np.random.seed(12345), random.seed(12345), ms.manual_seed(12345)  # other states
+    assert not np.array_equal(ms.get_rng_state().asnumpy(), drawn[2])
+    assert trainer.load_checkpoint(path, full=True)["epoch"] == 1
+    assert np.array_equal(np.random.rand(3), drawn[0]) and random.random() == drawn[1]
+    assert np.array_equal(ms.get_rng_state().asnumpy(), drawn[2])
+    assert trainer.weights_finite()
+    variance = [p for p in trainer.net.get_parameters() if "moving_variance" in p.name][-1]
+    variance.set_data(ms.ops.fill(variance.dtype, variance.shape, float("inf")))
+    assert not trainer.weights_finite()

@@ -151,6 +151,7 @@ def snapshot(run_dir: Path) -> dict[str, bytes]:
 def test_a_completed_run_survives_failed_and_refused_commands(hydra_run, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     assert hydra_run(f"hydra.run.dir={run_dir}") == 0
+    (run_dir / "checkpoints" / ".last.pkl.abc123.tmp").write_bytes(b"half")  # a killed write
     before = snapshot(run_dir)
     assert strict_json(run_dir / "metrics.json")["status"] == "completed"
     refused = [
@@ -166,6 +167,7 @@ def test_a_completed_run_survives_failed_and_refused_commands(hydra_run, tmp_pat
     assert hydra_run("resume=true", "epochs=3", f"hydra.run.dir={run_dir}") == 0
     m = strict_json(run_dir / "metrics.json")
     assert (m["status"], m["epochs"], m["steps"]) == ("completed", 3, 12)
+    assert (m["best_top1"], m["best_epoch"]) == (50.0, 1)  # every epoch 5/10: the first is best
     assert "epochs=3" in (run_dir / ".hydra" / "overrides.yaml").read_text()
 
 
