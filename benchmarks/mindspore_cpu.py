@@ -102,7 +102,10 @@ def worker(backend: str, model: str, args: dict[str, Any], conn) -> None:
     lrs = lr_per_step(trainer.cfg, trainer.steps_per_epoch)
     built = time.perf_counter() - started
     epoch = 0
-    conn.send({"built_s": built, "versions": trainer.versions()})
+    cfg = trainer.cfg
+    conn.send({"built_s": built, "versions": trainer.versions(),
+               "job": f"batch {cfg.batch_size} of {cfg.dataset.image_size}x{cfg.dataset.image_size} "
+                      f"{cfg.dataset.name}"})
     while True:
         command = conn.recv()
         if command == "stop":
@@ -222,7 +225,7 @@ def bench_model(model: str, args: argparse.Namespace) -> None:
 
 def report(model: str, args: argparse.Namespace, info: dict, results: dict, profiles: dict,
            loads: list[str]) -> None:
-    print(f"\n### {model}, batch 64 of 32x32 digits, {args.repeats} x {args.steps} steps per "
+    print(f"\n### {model}, {info['mindspore']['job']}, {args.repeats} x {args.steps} steps per "
           f"backend, interleaved\n")
     print(f"load average (1/5/15 min) before and after each round: {'; '.join(loads)}\n")
     print("| backend | build s | first step ms | first eval s | first step after eval ms | "
@@ -238,7 +241,7 @@ def report(model: str, args: argparse.Namespace, info: dict, results: dict, prof
               f"{data:.0f} | {sync:.0f} | {step - data - sync:.0f} | "
               f"{statistics.median(r['eval']):.1f} |")
     print(f"\nMindSpore / PyTorch, median step: {medians['mindspore'] / medians['pytorch']:.2f}x "
-          f"(versions: {info['mindspore']['versions']})")
+          f"(versions: {info['mindspore']['versions']}, {info['pytorch']['versions']})")
     for backend, profile in profiles.items():
         ops = profile["ops"]
         total = sum(t[2] for t in ops["types"])
@@ -271,6 +274,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="compute threads of each backend (default: the frameworks' own)")
     args = parser.parse_args()
+    if args.steps < 2:
+        parser.error("--steps must be at least 2: each epoch's first step is timed apart")
     cpu = platform.processor() or platform.machine()
     print(f"machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; "
           f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}, "

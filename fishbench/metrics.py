@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -84,13 +85,13 @@ class StepTimer:
 
 
 # Dense peak TFLOP/s per accelerator and precision (datasheets: H100/H200 SXM, A100 SXM, Ascend
-# 910A/910B). "fp32" is a run without amp: on NVIDIA PyTorch runs convolutions in TF32 by
-# default, so it is counted against the TF32 tensor-core peak.
+# 910A). "fp32" is a run without amp: on NVIDIA PyTorch runs convolutions in TF32 by default, so
+# it is counted against the TF32 tensor-core peak. The MindSpore trainer reports every Ascend 910
+# as "Ascend910" (no 910B entry: nothing would name it).
 PEAK_TFLOPS = {
     ("H100", "bf16"): 989.0, ("H100", "fp32"): 494.5,
     ("H200", "bf16"): 989.0, ("H200", "fp32"): 494.5,
     ("A100", "bf16"): 312.0, ("A100", "fp32"): 156.0,
-    ("Ascend910B", "fp16"): 313.0, ("Ascend910B", "fp32"): 75.0,
     ("Ascend910", "fp16"): 256.0,
 }
 TRAIN_FLOPS_PER_FORWARD = 3.0  # forward + backward (twice the forward) per training image
@@ -102,7 +103,7 @@ def peak_tflops(accelerator: str | None, precision: str) -> float | None:
     if not accelerator:
         return None
     name = accelerator.replace(" ", "")
-    for (chip, prec), peak in sorted(PEAK_TFLOPS.items(), key=lambda kv: -len(kv[0][0])):
+    for (chip, prec), peak in PEAK_TFLOPS.items():
         if chip in name and prec == precision:
             return peak
     return None
@@ -113,6 +114,6 @@ def utilisation(gflops_per_image: float | None, img_per_s: float, accelerator: s
     """Model FLOPs utilisation of training: achieved FLOP/s over the devices' peak (None when
     the peak is unknown or no throughput was measured)."""
     peak = peak_tflops(accelerator, precision)
-    if peak is None or gflops_per_image is None or not img_per_s == img_per_s or img_per_s <= 0:
+    if peak is None or gflops_per_image is None or math.isnan(img_per_s) or img_per_s <= 0:
         return None
     return TRAIN_FLOPS_PER_FORWARD * gflops_per_image * img_per_s / (peak * 1e3 * devices)
