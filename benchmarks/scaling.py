@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="keep the run dirs here")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="fishbench-scaling-"))
-    print(f"| model | devices | batch/device | ms/step | img/s global | img/s per device | "
+    print("| model | devices | batch/device | ms/step | img/s global | img/s per device | "
           f"scaling vs 1 | efficiency |")
     print("|---|---|---|---|---|---|---|---|")
     for model in args.models:

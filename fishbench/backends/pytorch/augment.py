@@ -44,11 +44,10 @@ def hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     r, g, _ = x.split(1, dim=1)
     h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
     h = torch.remainder(h / 6.0 + f, 1.0)
-    k = torch.remainder(SECTOR_OFFSETS.to(x.device) + 6.0 * h, 6.0)
+    k = torch.remainder(torch.cat([n + 6.0 * h for n in (5.0, 3.0, 1.0)], dim=1), 6.0)
     return maxc - maxc * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
-SECTOR_OFFSETS = torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)  # n of R, G, B in hue's formula
 JITTERS = (brightness, contrast, saturation, hue)  # the jitter ids of the plan
 
 
