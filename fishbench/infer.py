@@ -1,7 +1,7 @@
 """``task=infer``: evaluate an exported ONNX file with onnxruntime on the validation split.
 
-Framework-free: PIL decodes and resizes, numpy crops and normalises with the shared eval
-transform numbers (the same steps as both backends' eval pipelines), onnxruntime runs the model.
+Framework-free: the backends' eval crops (the shared PIL engine), normalised in numpy with the
+shared eval transform numbers, onnxruntime runs the model.
 ``ms_per_image`` is the model's run time per image, the first batch excluded, as the reference's
 Ascend-310 inference figure.
 """
@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from PIL import Image
-
 from fishbench.config import RunConfig
-from fishbench.data.images import SampleReader, synthetic_sample
-from fishbench.data.plan import eval_box
+from fishbench.data.decode import SampleSource
+from fishbench.data.images import synthetic_sample
 from fishbench.data.spec import DataSpec
 from fishbench.data.transforms import EvalTransform
 from fishbench.errors import ConfigError, FishbenchError
@@ -27,26 +25,23 @@ from fishbench.metrics import Accuracy
 log = logging.getLogger("fishbench")
 
 
-def eval_array(image: Image.Image, t: EvalTransform) -> np.ndarray:
-    """Resize the short side to ``t.resize`` (bilinear), centre-crop ``t.size``, normalise: CHW.
-    The geometry is the training pipeline's (:func:`fishbench.data.plan.eval_box`)."""
-    left, top, right, bottom, new_w, new_h = eval_box(*image.size, t)
-    image = image.resize((new_w, new_h), Image.BILINEAR)
-    pixels = np.asarray(image.crop((left, top, right, bottom)), np.float32) / 255.0
-    normalised = (pixels - np.asarray(t.mean, np.float32)) / np.asarray(t.std, np.float32)
-    return normalised.transpose(2, 0, 1)
+def normalise(pixels: np.ndarray, t: EvalTransform) -> np.ndarray:
+    """An eval crop (uint8 HWC) normalised with the eval transform's mean and std: float32 CHW."""
+    scaled = pixels.astype(np.float32) / 255.0
+    return ((scaled - np.asarray(t.mean, np.float32)) / np.asarray(t.std, np.float32)).transpose(2, 0, 1)
 
 
 def val_samples(spec: DataSpec, bad_images: str, seed: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Every validation sample once, in file order, as (CHW float32, label)."""
+    """Every validation sample once, in file order, as (CHW float32, label); the crops are the
+    backends' eval crops (:class:`fishbench.data.decode.SampleSource`, no plan)."""
     if spec.val is None:
         for i in range(spec.synthetic_sizes[1]):
             yield synthetic_sample(i, spec.eval_transform.size, spec.num_classes, seed + 1)
         return
-    reader = SampleReader(spec.val, bad_images)
+    source = SampleSource(spec.val, bad_images, None, spec.eval_transform)
     for position in range(len(spec.val)):
-        image, label, _ = reader.read(position)
-        yield eval_array(image, spec.eval_transform), label
+        sample = source.read(0, position)
+        yield normalise(sample.pixels, spec.eval_transform), sample.label
 
 
 def _session(model_file: Path, device: str):

@@ -12,9 +12,10 @@ from PIL import Image
 from conftest import IMAGENET_SAMPLE
 from fishbench.config import DatasetConfig, ModelConfig, RunConfig
 from fishbench.data.digits import ensure_digits_tree
-from fishbench.data.images import SampleReader
+from fishbench.data.decode import SampleSource
 from fishbench.data.index import build_indices, scan_image_folder
 from fishbench.data.spec import load_data_spec
+from fishbench.data.transforms import EvalTransform
 from fishbench.errors import DataError
 
 needs_sample = pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(),
@@ -100,24 +101,29 @@ def test_missing_or_empty_root_names_the_layouts(tmp_path: Path, make, match: st
     assert "Accepted layouts" in str(err.value)
 
 
+EVAL = EvalTransform(resize=40, size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+
 def test_grayscale_and_cmyk_images_read_as_rgb(tmp_path: Path) -> None:
     write_images(tmp_path / "x" / "gray", 1, mode="L")
     write_images(tmp_path / "x" / "cmyk", 1, mode="CMYK")
     index = scan_image_folder(tmp_path / "x")
-    reader = SampleReader(index, "stop")
+    source = SampleSource(index, "stop", None, EVAL)
     for i in range(2):
-        image, _, skipped = reader.read(i)
-        assert image.mode == "RGB" and skipped == 0
+        sample = source.read(0, i)
+        assert sample.pixels.shape == (32, 32, 3) and sample.skipped == 0
+    gray = source.read(0, index.classes.index("gray")).pixels  # one file per class
+    assert (gray == gray[..., :1]).all()
 
 
 def test_corrupt_images_are_skipped_and_counted_or_stop(tmp_path: Path) -> None:
     write_images(tmp_path / "x" / "a", 3)
     (tmp_path / "x" / "a" / "1.png").write_bytes(b"not a png")
     index = scan_image_folder(tmp_path / "x")
-    image, label, skipped = SampleReader(index, "skip").read(1)
-    assert skipped == 1 and image.size == (40, 40)
+    sample = SampleSource(index, "skip", None, EVAL).read(0, 1)
+    assert sample.skipped == 1 and sample.pixels.shape == (32, 32, 3)
     with pytest.raises(DataError, match="1.png.*dataset.bad_images=skip"):
-        SampleReader(index, "stop").read(1)
+        SampleSource(index, "stop", None, EVAL).read(0, 1)
 
 
 def test_shards_are_disjoint_equal_and_reshuffled_each_epoch(tmp_path: Path) -> None:

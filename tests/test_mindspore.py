@@ -192,20 +192,21 @@ def test_optimizer_learning_rate_is_the_shared_schedule(fishbench_cache: Path) -
 
 @pytest.mark.skipif(not (SHARED / "data" / "imagenet-sample").is_dir(),
                     reason="../shared/data/imagenet-sample is absent (it lives beside the checkout)")
-def test_eval_transform_gives_the_same_tensor_in_both_pipelines() -> None:
+def test_mindspore_eval_stage_normalises_as_infer_does() -> None:
     from fishbench.backends.mindspore.augment import FloatStage
     from fishbench.data.decode import eval_crop, pil_decode
-    from fishbench.data.images import load_rgb
-    from fishbench.infer import eval_array
+    from fishbench.infer import normalise
 
     t = EvalTransform(resize=256, size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     stage = FloatStage(t.mean, t.std, flip=False, jitter=False)
     for jpeg in sorted((SHARED / "data" / "imagenet-sample").glob("*.JPEG"))[:10]:
         crop = pil_decode(jpeg.read_bytes(), lambda w, h: eval_crop(w, h, t))
         [got] = stage(crop[None], np.zeros((1, 9), np.float32)).asnumpy()
-        # The backends' eval crops (one shared engine) equal the framework-free infer path.
+        # The backends' eval crops (one shared engine) feed the framework-free infer path too:
+        # MindSpore's eval stage must normalise them as infer's numpy does.
         assert got.shape == (3, 224, 224)
-        assert np.abs(eval_array(load_rgb(str(jpeg)), t) - got).max() < 1e-5
+        assert np.abs(normalise(crop, t) - got).max() < 1e-5
+
 
 def test_the_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its_rng(
         tmp_path: Path) -> None:

@@ -26,11 +26,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(path: str) -> Image.Image:
-    with Image.open(path) as img:
-        return to_rgb(img)
-
-
 def first_readable(index: DatasetIndex, bad_images: str, position: int,
                    read: Callable[[int, int], T]) -> T:
     """``read(file, skipped)`` of the first readable file from ``position`` on (cyclically).
@@ -52,19 +47,6 @@ def first_readable(index: DatasetIndex, bad_images: str, position: int,
                 ) from None
             log.warning("skipping unreadable image %s (%s)", path, err)
     raise DataError(f"No image of the split under '{index.files[0]}' can be read.")
-
-
-class SampleReader:
-    """Returns ``(rgb image, label, skipped)`` for a position of the index (see
-    :func:`first_readable`)."""
-
-    def __init__(self, index: DatasetIndex, bad_images: str) -> None:
-        self.index = index
-        self.bad_images = bad_images
-
-    def read(self, position: int) -> tuple[Image.Image, int, int]:
-        return first_readable(self.index, self.bad_images, position, lambda file, skipped: (
-            load_rgb(self.index.files[file]), int(self.index.labels[file]), skipped))
 
 
 def synthetic_sample(position: int, size: int, num_classes: int, seed: int) -> tuple[np.ndarray, int]:
