@@ -27,12 +27,11 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from fishbench.backends.pytorch import loader as torch_loader
 from fishbench.backends.pytorch import trainer as torch_trainer
 from fishbench.backends.pytorch.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.backends.pytorch.trainer import TorchTrainer
-from fishbench.config import validate
+from fishbench.config import DatasetConfig, validate
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import load_data_spec
 from fishbench.engine import Progress, StepLogger
@@ -58,9 +57,9 @@ def build_tree(source: Path, root: Path, classes: int, per_class: int, val_per_c
     return root
 
 
-def run_config(args, model: str, decoder: str | None):
+def run_config(args, model: str, decoder: str | None, share: float | None = None):
     """The run's config: bf16, channels_last, compiled, on the GPU; ``decoder`` None is
-    synthetic input."""
+    synthetic input; ``share`` the gpu decoder's ``dataset.gpu_decode_share`` (None: default)."""
     steps = args.warmup + args.steps
     if decoder is None:
         dataset = {"name": "synthetic", "num_classes": 1000, "train_samples": args.batch * steps,
@@ -68,9 +67,11 @@ def run_config(args, model: str, decoder: str | None):
     else:
         dataset = {"name": "imagefolder", "root": str(args.root), "decoder": decoder,
                    "num_workers": args.workers}
+        if share is not None:
+            dataset["gpu_decode_share"] = share
     return validate(OmegaConf.create({
         "model": {"name": model}, "device": {"name": "gpu" if CUDA else "cpu"},
-        "backend": {"compile": CUDA},
+        "backend": {"compile": CUDA, "compile_mode": args.compile_mode},
         "dataset": dataset, "amp": True, "batch_size": args.batch, "epochs": 1, "T_max": 1,
         "warmup_epochs": 0, "lr_init": 0.01, "log_every_n_steps": args.warmup,
         "max_steps_per_epoch": steps}))
@@ -101,10 +102,10 @@ class ProfiledLogger(TimedLogger):
         self.profiler.step()
 
 
-def train_epoch(args, model: str, decoder: str | None,
+def train_epoch(args, model: str, decoder: str | None, share: float | None = None,
                 make_logger: Callable[..., TimedLogger] = TimedLogger) -> TimedLogger:
     """One epoch of fishbench's trainer (``release()`` its memory afterwards); its logger."""
-    cfg = run_config(args, model, decoder)
+    cfg = run_config(args, model, decoder, share)
     spec = load_data_spec(cfg)
     cfg.model.num_classes = spec.num_classes
     trainer = TorchTrainer(cfg, spec)
@@ -123,7 +124,7 @@ def profile(args, model: str, decoder: str, active: int = 20) -> None:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if CUDA else [])
     with torch.profiler.profile(activities=activities,
                                 schedule=schedule(wait=args.warmup, warmup=2, active=active)) as prof:
-        train_epoch(args, model, decoder, partial(ProfiledLogger, prof))
+        train_epoch(args, model, decoder, args.device_shares[0], partial(ProfiledLogger, prof))
     events = prof.key_averages()
     for key in ("self_cuda_time_total", "self_cpu_time_total") if CUDA else ("self_cpu_time_total",):
         print(f"{model}, {decoder} decoder, {active} steps, by {key}:")
@@ -131,16 +132,16 @@ def profile(args, model: str, decoder: str, active: int = 20) -> None:
     release()
 
 
-def train(args, model: str, decoder: str | None) -> float:
+def train(args, model: str, decoder: str | None, share: float | None = None) -> float:
     """Training img/s over ``args.steps`` steps after ``args.warmup``."""
-    marks = train_epoch(args, model, decoder).marks
+    marks = train_epoch(args, model, decoder, share).marks
     release()
     return args.steps * args.batch / (marks[args.warmup + args.steps] - marks[args.warmup])
 
 
-def loader_only(args, decoder: str) -> tuple[float, int]:
+def loader_only(args, decoder: str, share: float) -> tuple[float, int]:
     """Batches of the train split on the device (decoded, cropped, jittered, normalised)."""
-    cfg = run_config(args, "resnet50", decoder)
+    cfg = run_config(args, "resnet50", decoder, share)
     spec = load_data_spec(cfg)
     train_batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
                                      DEVICE, spec.decoder, torch.channels_last, BadFiles(), CUDA)
@@ -163,7 +164,7 @@ def bare_loop(args, model: str) -> float:
     """A plain PyTorch training loop: same model, bf16 autocast, channels_last, compiled."""
     device = DEVICE
     net = build_model(model, 1000).to(device, memory_format=torch.channels_last)
-    step_net = torch.compile(net) if CUDA else net
+    step_net = torch.compile(net, mode=args.compile_mode) if CUDA else net
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     images = torch.randn(args.batch, 3, 224, 224, device=device).contiguous(
@@ -261,11 +262,13 @@ def main() -> None:
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--models", nargs="+", default=["resnet50", "fishnet99"])
     parser.add_argument("--decoders", nargs="+", default=["gpu", "cpu"])
-    parser.add_argument("--device-shares", type=float, nargs="+", default=[1.0, 0.6],
-                        help="gpu decoder: shares of files decoded by nvjpeg")
+    parser.add_argument("--device-shares", type=float, nargs="+",
+                        default=[DatasetConfig.gpu_decode_share],
+                        help="gpu decoder: dataset.gpu_decode_share values")
     parser.add_argument("--priorities", type=int, nargs="+", default=[-1])
     parser.add_argument("--switch-intervals", type=float, nargs="+", default=[5])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--compile-mode", default="default", help="torch.compile's mode")
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument("--check", action="store_true",
                         help="only compare the gpu engine's batches with the cpu engine's")
@@ -285,7 +288,7 @@ def main() -> None:
         return
     rows = [f"{torch.cuda.get_device_name() if CUDA else platform.processor()}, {len(os.sched_getaffinity(0))} cores, torch "
             f"{torch.__version__}, Python {platform.python_version()}; batch {args.batch}, bf16, "
-            f"channels_last, compiled; {args.steps} steps after {args.warmup}; tree "
+            f"channels_last, compiled ({args.compile_mode}); {args.steps} steps after {args.warmup}; tree "
             f"{args.classes}x{args.per_class} JPEGs, workers={args.workers}", "",
             "| input | model | img/s | vs bare loop | vs trainer on synthetic |",
             "| --- | --- | ---: | ---: | ---: |"]
@@ -294,11 +297,9 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
 
-    default_share = torch_loader.GPU_ENGINE_DEVICE_SHARE
     for decoder in args.decoders:
         for share in args.device_shares if decoder == "gpu" else [0.0]:
-            torch_loader.GPU_ENGINE_DEVICE_SHARE = share
-            speed, fallbacks = loader_only(args, decoder)
+            speed, fallbacks = loader_only(args, decoder, share)
             what = f", {share:.0%} of files on nvjpeg" if decoder == "gpu" else ""
             emit(f"| {decoder} decoder{what}, loader only ({fallbacks} CPU fallbacks) | - | "
                  f"{speed:,.0f} | | |")
@@ -308,18 +309,19 @@ def main() -> None:
         synthetic = train(args, model, None)
         emit(f"| trainer, synthetic | {model} | {synthetic:,.0f} | {synthetic / bare:.2f} | 1.00 |")
         for decoder in args.decoders:
-            variants = [(s, p, i, r) for r in range(args.repeats) for s in args.device_shares
-                        for p in args.priorities for i in args.switch_intervals]
-            for share, priority, interval, _ in variants if decoder == "gpu" else [(0.0, -1, 5, 0)]:
-                torch_loader.GPU_ENGINE_DEVICE_SHARE = share
+            gpu = decoder == "gpu"
+            variants = [(s, p, i) for _ in range(args.repeats)
+                        for s in (args.device_shares if gpu else [0.0])
+                        for p in (args.priorities if gpu else [-1])
+                        for i in (args.switch_intervals if gpu else [5])]
+            for share, priority, interval in variants:
                 torch_trainer.TRAIN_STREAM_PRIORITY = None if priority == 0 else priority
                 sys.setswitchinterval(interval / 1000)
-                speed = train(args, model, decoder)
+                speed = train(args, model, decoder, share)
                 what = (f", {share:.0%} on nvjpeg, prio {priority}, switch {interval} ms"
-                        if decoder == "gpu" else "")
+                        if gpu else "")
                 emit(f"| trainer, {decoder} decoder{what} | {model} | {speed:,.0f} | "
                      f"{speed / bare:.2f} | {speed / synthetic:.2f} |")
-    torch_loader.GPU_ENGINE_DEVICE_SHARE = default_share
     table = "\n".join(rows)
     print("\n" + table)
     if args.out is not None:

@@ -27,6 +27,7 @@ DEVICES = ("cpu", "gpu", "ascend")
 DATASETS = ("digits", "imagenet", "imagefolder", "synthetic")
 SCHEDULES = ("cosine_annealing", "cosine", "step")
 TASKS = ("train", "eval", "export", "infer")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class BackendConfig:
     name: str = "pytorch"
     channels_last: bool = True  # pytorch
     compile: Optional[bool] = None  # pytorch; None: on for training on a GPU, off elsewhere
+    compile_mode: str = "default"  # pytorch: torch.compile's mode (COMPILE_MODES)
     mode: Optional[str] = None  # mindspore: graph | pynative (None: per device)
     amp_level: str = "auto"  # mindspore: O0 | O2 | O3 | auto
 
@@ -79,6 +81,7 @@ class DatasetConfig:
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     num_workers: Any = "auto"  # a whole number, or auto (see fishbench.data.spec.worker_count)
     decoder: str = "auto"  # auto | cpu | gpu: where images are decoded and cropped
+    gpu_decode_share: float = 0.2  # gpu engine: share of the files decoded by nvjpeg, 0..1
     bad_images: str = "skip"
     train_samples: int = 2048  # synthetic
     val_samples: int = 512  # synthetic
@@ -147,6 +150,9 @@ def _check_ranges(c: RunConfig) -> None:
     _check(workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool)
                                  and workers >= 0),
            "dataset.num_workers", workers, "auto or a whole number >= 0")
+    _check(0 <= c.dataset.gpu_decode_share <= 1, "dataset.gpu_decode_share",
+           c.dataset.gpu_decode_share, "a number from 0 to 1")
+    _check_choice("backend.compile_mode", c.backend.compile_mode, COMPILE_MODES)
     _check(c.backend.mode in (None, "graph", "pynative"), "backend.mode", c.backend.mode,
            "graph, pynative or null")
     _check(c.backend.amp_level in ("auto", "O0", "O1", "O2", "O3"), "backend.amp_level",

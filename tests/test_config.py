@@ -85,11 +85,13 @@ def test_command_line_overrides_a_recipe() -> None:
     ("momentum=1.5", "momentum"),
     ("dataset.bad_images=ignore", "dataset.bad_images"),
     ("task=fit", "task"),
+    ("dataset=imagenet dataset.root=/d dataset.gpu_decode_share=1.5", "dataset.gpu_decode_share"),
+    ("backend.compile_mode=fast", "backend.compile_mode"),
     ("+dataset.rooot=/x", "dataset.rooot"),
 ])
 def test_impossible_values_name_their_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=f"'{key}'"):
-        validate(compose_run(override))
+        validate(compose_run(*override.split()))
 
 
 def test_missing_imagenet_root_names_the_key() -> None:

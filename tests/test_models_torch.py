@@ -1,4 +1,5 @@
-"""PyTorch models: parameter counts, output shapes, input-size validation, the factory."""
+"""PyTorch models: parameter counts, output shapes, input-size validation, the factory; the
+trainer's torch.compile mode."""
 from __future__ import annotations
 
 import pytest
@@ -64,3 +65,26 @@ def test_fishnet_trains_one_step() -> None:
 def test_unknown_model_name() -> None:
     with pytest.raises(ValueError, match="fishnet99.*resnet50"):
         build_model("vgg16", 10)
+
+
+@pytest.mark.parametrize("compile_setting,expected", [
+    (None, []),  # the default on the CPU: not compiled
+    (True, ["max-autotune-no-cudagraphs"]),
+])
+def test_trainer_compiles_with_the_configured_mode(monkeypatch, compile_setting, expected) -> None:
+    from omegaconf import OmegaConf
+
+    from fishbench.backends.pytorch.trainer import TorchTrainer
+    from fishbench.config import validate
+    from fishbench.data.spec import load_data_spec
+
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode: modes.append(mode) or model)
+    cfg = validate(OmegaConf.create({
+        "batch_size": 4, "backend": {"compile": compile_setting,
+                                     "compile_mode": "max-autotune-no-cudagraphs"},
+        "dataset": {"name": "synthetic", "num_classes": 4, "image_size": 32, "resize_size": 32,
+                    "train_samples": 8, "val_samples": 4}}))
+    spec = load_data_spec(cfg)
+    cfg.model.num_classes = spec.num_classes
+    assert TorchTrainer(cfg, spec).compiled == bool(expected) and modes == expected

@@ -27,6 +27,7 @@ class DataSpec:
     synthetic_sizes: tuple[int, int] = (0, 0)
     decoder: str = "cpu"  # the engine: cpu or gpu
     num_workers: int = 0  # loader worker processes of each training process
+    gpu_decode_share: float = 0.0  # the gpu engine's share of files decoded by nvjpeg
 
     @property
     def train_size(self) -> int:
@@ -42,11 +43,13 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
     ds = cfg.dataset
     engine, workers = decoder_engine(cfg), worker_count(ds.num_workers, cfg.world.nproc_per_node)
     train_tf, eval_tf = transforms_for(ds)
+    share = float(ds.gpu_decode_share)
     if ds.name == "synthetic":
         if ds.num_classes is None:
             raise DataError("dataset=synthetic needs dataset.num_classes (e.g. 1000).")
         spec = DataSpec(ds.name, None, None, ds.num_classes, train_tf, eval_tf,
-                        (ds.train_samples, ds.val_samples), decoder=engine, num_workers=workers)
+                        (ds.train_samples, ds.val_samples), decoder=engine, num_workers=workers,
+                        gpu_decode_share=share)
     else:
         root = ensure_digits_tree(ds.root) if ds.name == "digits" else ds.root
         train, val = build_indices(root)
@@ -63,7 +66,7 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
                 f"folders. Set dataset.num_classes={found} (or null to take it from the tree)."
             )
         spec = DataSpec(ds.name, train, val, found, train_tf, eval_tf, decoder=engine,
-                        num_workers=workers)
+                        num_workers=workers, gpu_decode_share=share)
     if cfg.model.num_classes is not None and cfg.model.num_classes != spec.num_classes:
         raise DataError(
             f"model.num_classes is {cfg.model.num_classes}, but dataset={ds.name} has "

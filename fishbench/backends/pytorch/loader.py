@@ -31,9 +31,6 @@ from fishbench.errors import DataError
 
 log = logging.getLogger("fishbench")
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (float, normalised, on the device), labels
-# The gpu engine's share of files decoded by nvjpeg; its workers decode the rest on their cores,
-# which would otherwise only read files (see BENCHMARKS.md, "Input pipeline").
-GPU_ENGINE_DEVICE_SHARE = 0.6
 
 
 class PlanDataset(Dataset):
@@ -350,7 +347,7 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
                                  memory_format),
                 SyntheticBatches(val_n // world_size, batch_size, size, classes, seed + 1, device,
                                  memory_format))
-    device_share = GPU_ENGINE_DEVICE_SHARE if decoder == "gpu" else 0.0
+    device_share = spec.gpu_decode_share if decoder == "gpu" else 0.0
     device_decoder = DeviceDecoder(device) if device_share else None
 
     def split(index: DatasetIndex, plan: AugmentPlan | None, shuffle: bool) -> DeviceBatches:

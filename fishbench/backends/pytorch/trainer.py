@@ -62,7 +62,7 @@ class TorchTrainer(Trainer):
         self.compiled = (cfg.backend.compile if cfg.backend.compile is not None
                          else self.device.type == "cuda")
         if self.compiled:
-            self.train_model = torch.compile(self.train_model)
+            self.train_model = torch.compile(self.train_model, mode=cfg.backend.compile_mode)
         self.optimizer = torch.optim.SGD(parameter_groups(self.model, cfg.weight_decay),
                                          lr=cfg.lr_init, momentum=cfg.momentum)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
