@@ -57,7 +57,7 @@ def build_tree(source: Path, root: Path, classes: int, per_class: int, val_per_c
     return root
 
 
-def run_config(args, model: str, decoder: str | None, share: float | None = None):
+def run_config(args, model: str, decoder: str | None, share: str | None = None):
     """The run's config: bf16, channels_last, compiled, on the GPU; ``decoder`` None is
     synthetic input; ``share`` the gpu decoder's ``dataset.gpu_decode_share`` (None: default)."""
     steps = args.warmup + args.steps
@@ -68,7 +68,7 @@ def run_config(args, model: str, decoder: str | None, share: float | None = None
         dataset = {"name": "imagefolder", "root": str(args.root), "decoder": decoder,
                    "num_workers": args.workers}
         if share is not None:
-            dataset["gpu_decode_share"] = share
+            dataset["gpu_decode_share"] = share if share == "auto" else float(share)
     return validate(OmegaConf.create({
         "model": {"name": model}, "device": {"name": "gpu" if CUDA else "cpu"},
         "backend": {"compile": CUDA, "compile_mode": args.compile_mode},
@@ -102,9 +102,10 @@ class ProfiledLogger(TimedLogger):
         self.profiler.step()
 
 
-def train_epoch(args, model: str, decoder: str | None, share: float | None = None,
-                make_logger: Callable[..., TimedLogger] = TimedLogger) -> TimedLogger:
-    """One epoch of fishbench's trainer (``release()`` its memory afterwards); its logger."""
+def train_epoch(args, model: str, decoder: str | None, share: str | None = None,
+                make_logger: Callable[..., TimedLogger] = TimedLogger) -> tuple[TimedLogger, str]:
+    """One epoch of fishbench's trainer (``release()`` its memory afterwards): its logger and
+    how the gpu decoder split the files (:func:`nvjpeg_share`)."""
     cfg = run_config(args, model, decoder, share)
     spec = load_data_spec(cfg)
     cfg.model.num_classes = spec.num_classes
@@ -113,7 +114,19 @@ def train_epoch(args, model: str, decoder: str | None, share: float | None = Non
     logger = make_logger(cfg, None, cfg.batch_size, steps, Progress())
     logger.start_epoch()
     trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
-    return logger
+    return logger, nvjpeg_share(trainer.train_loader)
+
+
+def nvjpeg_share(batches) -> str:
+    """``", 60% on nvjpeg"`` for a fixed share, ``", auto share (ended at 31%)"``, or nothing
+    for the cpu decoder and synthetic input."""
+    source = getattr(getattr(batches, "loader", None), "dataset", None)
+    share = getattr(getattr(source, "source", None), "device_share", None)
+    if share is None:
+        return ""
+    if batches.controller is None:
+        return f", {share.value:.0%} on nvjpeg"
+    return f", auto share (ended at {share.value:.0%})"
 
 
 def profile(args, model: str, decoder: str, active: int = 20) -> None:
@@ -132,15 +145,17 @@ def profile(args, model: str, decoder: str, active: int = 20) -> None:
     release()
 
 
-def train(args, model: str, decoder: str | None, share: float | None = None) -> float:
-    """Training img/s over ``args.steps`` steps after ``args.warmup``."""
-    marks = train_epoch(args, model, decoder, share).marks
+def train(args, model: str, decoder: str | None, share: str | None = None) -> tuple[float, str]:
+    """Training img/s over ``args.steps`` steps after ``args.warmup``; the nvjpeg share."""
+    logger, split = train_epoch(args, model, decoder, share)
     release()
-    return args.steps * args.batch / (marks[args.warmup + args.steps] - marks[args.warmup])
+    marks = logger.marks
+    return args.steps * args.batch / (marks[args.warmup + args.steps] - marks[args.warmup]), split
 
 
-def loader_only(args, decoder: str, share: float) -> tuple[float, int]:
-    """Batches of the train split on the device (decoded, cropped, jittered, normalised)."""
+def loader_only(args, decoder: str, share: str | None) -> tuple[float, int, str]:
+    """Batches of the train split on the device (decoded, cropped, jittered, normalised); the
+    CPU fallbacks and the nvjpeg share."""
     cfg = run_config(args, "resnet50", decoder, share)
     spec = load_data_spec(cfg)
     train_batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
@@ -155,9 +170,10 @@ def loader_only(args, decoder: str, share: float) -> tuple[float, int]:
     sync()
     seconds = time.perf_counter() - start
     fallbacks = train_batches.decoder.cpu_fallbacks if train_batches.decoder else 0
+    split = nvjpeg_share(train_batches)
     del train_batches
     release()
-    return args.steps * args.batch / seconds, fallbacks
+    return args.steps * args.batch / seconds, fallbacks, split
 
 
 def bare_loop(args, model: str) -> float:
@@ -262,9 +278,8 @@ def main() -> None:
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--models", nargs="+", default=["resnet50", "fishnet99"])
     parser.add_argument("--decoders", nargs="+", default=["gpu", "cpu"])
-    parser.add_argument("--device-shares", type=float, nargs="+",
-                        default=[DatasetConfig.gpu_decode_share],
-                        help="gpu decoder: dataset.gpu_decode_share values")
+    parser.add_argument("--device-shares", nargs="+", default=[DatasetConfig.gpu_decode_share],
+                        help="gpu decoder: dataset.gpu_decode_share values (auto or 0..1)")
     parser.add_argument("--priorities", type=int, nargs="+", default=[-1])
     parser.add_argument("--switch-intervals", type=float, nargs="+", default=[5])
     parser.add_argument("--repeats", type=int, default=1)
@@ -298,28 +313,26 @@ def main() -> None:
         print(row, flush=True)
 
     for decoder in args.decoders:
-        for share in args.device_shares if decoder == "gpu" else [0.0]:
-            speed, fallbacks = loader_only(args, decoder, share)
-            what = f", {share:.0%} of files on nvjpeg" if decoder == "gpu" else ""
-            emit(f"| {decoder} decoder{what}, loader only ({fallbacks} CPU fallbacks) | - | "
+        for share in args.device_shares if decoder == "gpu" else [None]:
+            speed, fallbacks, split = loader_only(args, decoder, share)
+            emit(f"| {decoder} decoder{split}, loader only ({fallbacks} CPU fallbacks) | - | "
                  f"{speed:,.0f} | | |")
     for model in args.models:
         bare = bare_loop(args, model)
         emit(f"| bare PyTorch loop, synthetic | {model} | {bare:,.0f} | 1.00 | |")
-        synthetic = train(args, model, None)
+        synthetic, _ = train(args, model, None)
         emit(f"| trainer, synthetic | {model} | {synthetic:,.0f} | {synthetic / bare:.2f} | 1.00 |")
         for decoder in args.decoders:
             gpu = decoder == "gpu"
             variants = [(s, p, i) for _ in range(args.repeats)
-                        for s in (args.device_shares if gpu else [0.0])
+                        for s in (args.device_shares if gpu else [None])
                         for p in (args.priorities if gpu else [-1])
                         for i in (args.switch_intervals if gpu else [5])]
             for share, priority, interval in variants:
                 torch_trainer.TRAIN_STREAM_PRIORITY = None if priority == 0 else priority
                 sys.setswitchinterval(interval / 1000)
-                speed = train(args, model, decoder, share)
-                what = (f", {share:.0%} on nvjpeg, prio {priority}, switch {interval} ms"
-                        if gpu else "")
+                speed, split = train(args, model, decoder, share)
+                what = f"{split}, prio {priority}, switch {interval} ms" if gpu else ""
                 emit(f"| trainer, {decoder} decoder{what} | {model} | {speed:,.0f} | "
                      f"{speed / bare:.2f} | {speed / synthetic:.2f} |")
     table = "\n".join(rows)

@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="fishbench-scaling-"))
     print("| model | devices | batch/device | ms/step | img/s global | img/s per device | "
-          f"scaling vs 1 | efficiency |")
+          "scaling vs 1 | efficiency |")
     print("|---|---|---|---|---|---|---|---|")
     for model in args.models:
         base = None

@@ -17,7 +17,7 @@ from PIL import Image
 
 from conftest import metrics_of, run_cli
 from fishbench.config import DatasetConfig, DeviceConfig, RunConfig
-from fishbench.data.decode import BadFiles, Crop, SampleSource, pil_decode
+from fishbench.data.decode import BadFiles, Crop, DeviceShare, SampleSource, pil_decode
 from fishbench.data.images import to_rgb
 from fishbench.data.index import scan_image_folder
 from fishbench.data.plan import AugmentPlan, eval_box
@@ -171,8 +171,9 @@ def test_both_backends_get_the_same_batches_from_one_plan(tmp_path: Path) -> Non
     assert torch.equal(next(iter(again))[0], next(iter(torch_train))[0])
 
 
-@pytest.mark.parametrize("device_share", [0.0, 1.0], ids=["cpu-engine", "gpu-engine-workers"])
-def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: float) -> None:
+@pytest.mark.parametrize("device_share", [None, 1.0], ids=["cpu-engine", "gpu-engine-workers"])
+def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path,
+                                                  device_share: float | None) -> None:
     folder = tmp_path / "x" / "a"
     folder.mkdir(parents=True)
     photo(1).save(folder / "0_good.jpg")
@@ -185,7 +186,8 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: 
     (folder / "5_empty.jpg").write_bytes(b"")
     photo(6).save(folder / "6_good.jpg")
     index = scan_image_folder(tmp_path / "x")
-    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, device_share)
+    share = None if device_share is None else DeviceShare(device_share)
+    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, share)
     bad, encoded = BadFiles(), set()
     for position in range(len(index)):
         s = source.read(0, position)
@@ -198,7 +200,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: 
     assert sorted(Path(p).name for p in bad.paths) == ["1_truncated.jpg", "5_empty.jpg"]
     # Only whole baseline RGB or gray JPEGs go to nvjpeg; the rest are decoded in the worker.
     assert encoded == ({"0_good.jpg", "3_gray.jpg", "6_good.jpg"} if device_share else set())
-    stop = SampleSource(index, "stop", AugmentPlan(1, TRAIN), None, device_share)
+    stop = SampleSource(index, "stop", AugmentPlan(1, TRAIN), None, share)
     with pytest.raises(DataError, match="1_truncated.jpg.*dataset.bad_images=skip"):
         stop.read(0, 1)
 
@@ -284,3 +286,58 @@ def test_prefetcher_keeps_order_raises_the_threads_error_and_stops() -> None:
     endless.stop()  # a consumer that stops early: the thread ends, nothing hangs
     assert not endless.thread.is_alive()
     assert all(t.name != "fishbench-prefetch" for t in threading.enumerate())
+
+
+def test_auto_share_gives_nvjpeg_what_the_workers_cannot_keep_up_with() -> None:
+    from fishbench.backends.pytorch.loader import ShareController
+
+    share = DeviceShare(ShareController.START)
+    control = ShareController(share)
+    for _ in range(50):  # batches ready when asked for: the workers' cores take more files
+        control.waited(0.0005)
+    assert share.value == pytest.approx(ShareController.START - 50 * ShareController.DOWN)
+    control.waited(0.2)  # a batch the workers had not finished: nvjpeg takes more
+    assert share.value == pytest.approx(0.3 + ShareController.UP)
+    for _ in range(1000):
+        control.waited(0.0)
+    assert share.value == 0.0  # never below 0 (nor above 1)
+    # Workers that fall behind once in every k batches hold the share where they fall behind
+    # about DOWN / (UP + DOWN) of the time: the share rises if they fall behind more often.
+    for stall_every, rises in ((5, True), (20, False)):
+        share.value = 0.5
+        for i in range(400):
+            control.waited(0.05 if i % stall_every == 0 else 0.0)
+        assert (share.value > 0.5) == rises
+
+
+def test_loader_workers_follow_a_changed_share(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    from fishbench.backends.pytorch.loader import EpochSampler, PlanDataset, collate
+
+    index = scan_image_folder(jpeg_tree(tmp_path, classes=2, per_class=6) / "train")
+    share = DeviceShare(0.0)
+    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, share)
+    loader = DataLoader(PlanDataset(source), batch_size=12, collate_fn=collate, num_workers=1,
+                        sampler=EpochSampler(index, 1, 0, 1, True), persistent_workers=True)
+    assert len(next(iter(loader)).encoded_at) == 0
+    share.value = 1.0  # the same worker process, now handing on every file as bytes
+    batch = next(iter(loader))
+    assert len(batch.encoded_at) == 12 and len(batch.decoded_at) == 0
+    share.value = 0.5
+    assert 3 <= len(next(iter(loader)).encoded_at) <= 9
+
+
+def test_mixed_batches_keep_the_layout_of_the_workers_crops() -> None:
+    from fishbench.backends.pytorch.loader import in_batch_order
+
+    pixels = torch.randint(0, 256, (5, 8, 8, 3), dtype=torch.uint8)
+    workers_only = pixels.permute(0, 3, 1, 2).float()  # a batch with nothing for nvjpeg
+    device_crops = [torch.full((3, 8, 8), 300.0 + k) for k in range(2)]
+    mixed = in_batch_order(workers_only[:3], torch.tensor([0, 2, 3]), device_crops,
+                           torch.tensor([1, 4]))
+    # The compiled float stage guards on strides: a mixed batch must look like a workers' one.
+    assert mixed.shape == workers_only.shape and mixed.stride() == workers_only.stride()
+    assert torch.equal(mixed[0], workers_only[0]) and torch.equal(mixed[2], workers_only[1])
+    assert torch.equal(mixed[3], workers_only[2])
+    assert torch.equal(mixed[1], device_crops[0]) and torch.equal(mixed[4], device_crops[1])
