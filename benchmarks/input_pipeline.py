@@ -57,7 +57,7 @@ def build_tree(source: Path, root: Path, classes: int, per_class: int, val_per_c
     return root
 
 
-def run_config(args, model: str, decoder: str | None, share: str | None = None):
+def run_config(args, model: str, decoder: str | None, share: float | None = None):
     """The run's config: bf16, channels_last, compiled, on the GPU; ``decoder`` None is
     synthetic input; ``share`` the gpu decoder's ``dataset.gpu_decode_share`` (None: default)."""
     steps = args.warmup + args.steps
@@ -68,7 +68,7 @@ def run_config(args, model: str, decoder: str | None, share: str | None = None):
         dataset = {"name": "imagefolder", "root": str(args.root), "decoder": decoder,
                    "num_workers": args.workers}
         if share is not None:
-            dataset["gpu_decode_share"] = share if share == "auto" else float(share)
+            dataset["gpu_decode_share"] = share
     return validate(OmegaConf.create({
         "model": {"name": model}, "device": {"name": "gpu" if CUDA else "cpu"},
         "backend": {"compile": CUDA, "compile_mode": args.compile_mode},
@@ -102,7 +102,7 @@ class ProfiledLogger(TimedLogger):
         self.profiler.step()
 
 
-def train_epoch(args, model: str, decoder: str | None, share: str | None = None,
+def train_epoch(args, model: str, decoder: str | None, share: float | None = None,
                 make_logger: Callable[..., TimedLogger] = TimedLogger) -> tuple[TimedLogger, str]:
     """One epoch of fishbench's trainer (``release()`` its memory afterwards): its logger and
     how the gpu decoder split the files (:func:`nvjpeg_share`)."""
@@ -118,15 +118,11 @@ def train_epoch(args, model: str, decoder: str | None, share: str | None = None,
 
 
 def nvjpeg_share(batches) -> str:
-    """``", 60% on nvjpeg"`` for a fixed share, ``", auto share (ended at 31%)"``, or nothing
-    for the cpu decoder and synthetic input."""
-    source = getattr(getattr(batches, "loader", None), "dataset", None)
-    share = getattr(getattr(source, "source", None), "device_share", None)
-    if share is None:
+    """``", 60% on nvjpeg"`` for the gpu decoder; nothing for the cpu decoder and synthetic
+    input."""
+    if getattr(batches, "decoder", None) is None:
         return ""
-    if batches.controller is None:
-        return f", {share.value:.0%} on nvjpeg"
-    return f", auto share (ended at {share.value:.0%})"
+    return f", {batches.loader.dataset.source.device_share:.0%} on nvjpeg"
 
 
 def profile(args, model: str, decoder: str, active: int = 20) -> None:
@@ -145,7 +141,8 @@ def profile(args, model: str, decoder: str, active: int = 20) -> None:
     release()
 
 
-def train(args, model: str, decoder: str | None, share: str | None = None) -> tuple[float, str]:
+def train(args, model: str, decoder: str | None,
+          share: float | None = None) -> tuple[float, str]:
     """Training img/s over ``args.steps`` steps after ``args.warmup``; the nvjpeg share."""
     logger, split = train_epoch(args, model, decoder, share)
     release()
@@ -153,7 +150,7 @@ def train(args, model: str, decoder: str | None, share: str | None = None) -> tu
     return args.steps * args.batch / (marks[args.warmup + args.steps] - marks[args.warmup]), split
 
 
-def loader_only(args, decoder: str, share: str | None) -> tuple[float, int, str]:
+def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, str]:
     """Batches of the train split on the device (decoded, cropped, jittered, normalised); the
     CPU fallbacks and the nvjpeg share."""
     cfg = run_config(args, "resnet50", decoder, share)
@@ -278,8 +275,9 @@ def main() -> None:
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--models", nargs="+", default=["resnet50", "fishnet99"])
     parser.add_argument("--decoders", nargs="+", default=["gpu", "cpu"])
-    parser.add_argument("--device-shares", nargs="+", default=[DatasetConfig.gpu_decode_share],
-                        help="gpu decoder: dataset.gpu_decode_share values (auto or 0..1)")
+    parser.add_argument("--device-shares", type=float, nargs="+",
+                        default=[DatasetConfig.gpu_decode_share],
+                        help="gpu decoder: dataset.gpu_decode_share values")
     parser.add_argument("--priorities", type=int, nargs="+", default=[-1])
     parser.add_argument("--switch-intervals", type=float, nargs="+", default=[5])
     parser.add_argument("--repeats", type=int, default=1)

@@ -81,7 +81,7 @@ class DatasetConfig:
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     num_workers: Any = "auto"  # a whole number, or auto (see fishbench.data.spec.worker_count)
     decoder: str = "auto"  # auto | cpu | gpu: where images are decoded and cropped
-    gpu_decode_share: Any = "auto"  # gpu engine: share of the files nvjpeg decodes, 0..1 or auto
+    gpu_decode_share: float = 0.6  # gpu engine: share of the files decoded by nvjpeg, 0..1
     bad_images: str = "skip"
     train_samples: int = 2048  # synthetic
     val_samples: int = 512  # synthetic
@@ -150,10 +150,8 @@ def _check_ranges(c: RunConfig) -> None:
     _check(workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool)
                                  and workers >= 0),
            "dataset.num_workers", workers, "auto or a whole number >= 0")
-    share = c.dataset.gpu_decode_share
-    _check(share == "auto" or (isinstance(share, (int, float)) and not isinstance(share, bool)
-                               and 0 <= share <= 1),
-           "dataset.gpu_decode_share", share, "auto or a number from 0 to 1")
+    _check(0 <= c.dataset.gpu_decode_share <= 1, "dataset.gpu_decode_share",
+           c.dataset.gpu_decode_share, "a number from 0 to 1")
     _check_choice("backend.compile_mode", c.backend.compile_mode, COMPILE_MODES)
     _check(c.backend.mode in (None, "graph", "pynative"), "backend.mode", c.backend.mode,
            "graph, pynative or null")

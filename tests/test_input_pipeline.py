@@ -17,7 +17,7 @@ from PIL import Image
 
 from conftest import metrics_of, run_cli
 from fishbench.config import DatasetConfig, DeviceConfig, RunConfig
-from fishbench.data.decode import BadFiles, Crop, DeviceShare, SampleSource, pil_decode
+from fishbench.data.decode import BadFiles, Crop, SampleSource, pil_decode
 from fishbench.data.images import to_rgb
 from fishbench.data.index import scan_image_folder
 from fishbench.data.plan import AugmentPlan, eval_box
@@ -171,9 +171,8 @@ def test_both_backends_get_the_same_batches_from_one_plan(tmp_path: Path) -> Non
     assert torch.equal(next(iter(again))[0], next(iter(torch_train))[0])
 
 
-@pytest.mark.parametrize("device_share", [None, 1.0], ids=["cpu-engine", "gpu-engine-workers"])
-def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path,
-                                                  device_share: float | None) -> None:
+@pytest.mark.parametrize("device_share", [0.0, 1.0], ids=["cpu-engine", "gpu-engine-workers"])
+def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: float) -> None:
     folder = tmp_path / "x" / "a"
     folder.mkdir(parents=True)
     photo(1).save(folder / "0_good.jpg")
@@ -186,8 +185,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path,
     (folder / "5_empty.jpg").write_bytes(b"")
     photo(6).save(folder / "6_good.jpg")
     index = scan_image_folder(tmp_path / "x")
-    share = None if device_share is None else DeviceShare(device_share)
-    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, share)
+    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, device_share)
     bad, encoded = BadFiles(), set()
     for position in range(len(index)):
         s = source.read(0, position)
@@ -200,7 +198,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path,
     assert sorted(Path(p).name for p in bad.paths) == ["1_truncated.jpg", "5_empty.jpg"]
     # Only whole baseline RGB or gray JPEGs go to nvjpeg; the rest are decoded in the worker.
     assert encoded == ({"0_good.jpg", "3_gray.jpg", "6_good.jpg"} if device_share else set())
-    stop = SampleSource(index, "stop", AugmentPlan(1, TRAIN), None, share)
+    stop = SampleSource(index, "stop", AugmentPlan(1, TRAIN), None, device_share)
     with pytest.raises(DataError, match="1_truncated.jpg.*dataset.bad_images=skip"):
         stop.read(0, 1)
 
@@ -218,6 +216,16 @@ def test_gpu_decoder_without_a_gpu_stops_naming_the_key(tmp_path: Path) -> None:
                     device=DeviceConfig(name="cpu"))
     with pytest.raises(ConfigError, match="dataset.decoder=gpu.*Set dataset.decoder=cpu"):
         load_data_spec(cfg)
+
+
+def test_the_configured_share_of_files_goes_to_nvjpeg(tmp_path: Path) -> None:
+    root = jpeg_tree(tmp_path, classes=4, per_class=10)
+    spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root),
+                                                          gpu_decode_share=0.3)))
+    assert spec.gpu_decode_share == 0.3
+    source = SampleSource(spec.train, "skip", AugmentPlan(1, TRAIN), None, spec.gpu_decode_share)
+    encoded = [source.read(0, p).encoded for p in range(len(spec.train))]
+    assert 10 <= sum(encoded) <= 14  # 30% of 40, spread by the golden-ratio hash
 
 
 def test_auto_workers_share_the_usable_cores() -> None:
@@ -286,46 +294,6 @@ def test_prefetcher_keeps_order_raises_the_threads_error_and_stops() -> None:
     endless.stop()  # a consumer that stops early: the thread ends, nothing hangs
     assert not endless.thread.is_alive()
     assert all(t.name != "fishbench-prefetch" for t in threading.enumerate())
-
-
-def test_auto_share_gives_nvjpeg_what_the_workers_cannot_keep_up_with() -> None:
-    from fishbench.backends.pytorch.loader import ShareController
-
-    share = DeviceShare(ShareController.START)
-    control = ShareController(share)
-    for _ in range(50):  # batches ready when asked for: the workers' cores take more files
-        control.waited(0.0005)
-    assert share.value == pytest.approx(ShareController.START - 50 * ShareController.DOWN)
-    control.waited(0.2)  # a batch the workers had not finished: nvjpeg takes more
-    assert share.value == pytest.approx(0.3 + ShareController.UP)
-    for _ in range(1000):
-        control.waited(0.0)
-    assert share.value == 0.0  # never below 0 (nor above 1)
-    # Workers that fall behind once in every k batches hold the share where they fall behind
-    # about DOWN / (UP + DOWN) of the time: the share rises if they fall behind more often.
-    for stall_every, rises in ((5, True), (20, False)):
-        share.value = 0.5
-        for i in range(400):
-            control.waited(0.05 if i % stall_every == 0 else 0.0)
-        assert (share.value > 0.5) == rises
-
-
-def test_loader_workers_follow_a_changed_share(tmp_path: Path) -> None:
-    from torch.utils.data import DataLoader
-
-    from fishbench.backends.pytorch.loader import EpochSampler, PlanDataset, collate
-
-    index = scan_image_folder(jpeg_tree(tmp_path, classes=2, per_class=6) / "train")
-    share = DeviceShare(0.0)
-    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, share)
-    loader = DataLoader(PlanDataset(source), batch_size=12, collate_fn=collate, num_workers=1,
-                        sampler=EpochSampler(index, 1, 0, 1, True), persistent_workers=True)
-    assert len(next(iter(loader)).encoded_at) == 0
-    share.value = 1.0  # the same worker process, now handing on every file as bytes
-    batch = next(iter(loader))
-    assert len(batch.encoded_at) == 12 and len(batch.decoded_at) == 0
-    share.value = 0.5
-    assert 3 <= len(next(iter(loader)).encoded_at) <= 9
 
 
 def test_mixed_batches_keep_the_layout_of_the_workers_crops() -> None:

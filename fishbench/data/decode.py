@@ -11,7 +11,6 @@ says how many were passed over) or stops the run, as ``dataset.bad_images`` says
 from __future__ import annotations
 
 import io
-import multiprocessing
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -100,35 +99,16 @@ def device_decodable_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-class DeviceShare:
-    """The share of the files that the gpu engine hands on as bytes for nvjpeg, kept in shared
-    memory: the loader's worker processes read it for every sample, and the main process may
-    move it while they run (``dataset.gpu_decode_share=auto``)."""
-
-    def __init__(self, value: float) -> None:
-        self._value = multiprocessing.RawValue("d", value)
-
-    @property
-    def value(self) -> float:
-        return self._value.value
-
-    @value.setter
-    def value(self, value: float) -> None:
-        self._value.value = min(max(value, 0.0), 1.0)
-
-
 class SampleSource:
     """The samples of one split. ``plan`` set: training crops of the plan; else eval crops.
 
-    The cpu engine (``device_share`` None) decodes every file with :func:`pil_decode`. The gpu
-    engine hands the share ``device_share`` of the files (those whose golden-ratio hash falls
-    under it) on as bytes, if :func:`device_decodable_size` accepts them, and decodes the others
-    here: the workers' cores decode alongside nvjpeg.
+    The cpu engine decodes every file with :func:`pil_decode`. The gpu engine hands the share
+    ``device_share`` of the files (a fixed subset) on as bytes, if :func:`device_decodable_size` accepts them, and
+    decodes the others here: the workers' cores decode alongside nvjpeg.
     """
 
     def __init__(self, index: DatasetIndex, bad_images: str, plan: AugmentPlan | None,
-                 eval_transform: EvalTransform | None,
-                 device_share: DeviceShare | None = None) -> None:
+                 eval_transform: EvalTransform | None, device_share: float = 0.0) -> None:
         self.index, self.bad_images = index, bad_images
         self.plan, self.eval_transform, self.device_share = plan, eval_transform, device_share
 
@@ -158,8 +138,7 @@ class SampleSource:
                 return eval_crop(width, height, t)  # type: ignore[arg-type]
 
             aug = EVAL_AUG
-        on_device = (self.device_share is not None
-                     and (file * GOLDEN) % 1.0 < self.device_share.value)
+        on_device = (file * GOLDEN) % 1.0 < self.device_share
         dims = device_decodable_size(data) if on_device else None
         if dims is not None:
             return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped,

@@ -27,7 +27,7 @@ class DataSpec:
     synthetic_sizes: tuple[int, int] = (0, 0)
     decoder: str = "cpu"  # the engine: cpu or gpu
     num_workers: int = 0  # loader worker processes of each training process
-    gpu_decode_share: float | None = None  # the gpu engine's nvjpeg share; None: auto
+    gpu_decode_share: float = 0.0  # the gpu engine's share of files decoded by nvjpeg
 
     @property
     def train_size(self) -> int:
@@ -43,7 +43,7 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
     ds = cfg.dataset
     engine, workers = decoder_engine(cfg), worker_count(ds.num_workers, cfg.world.nproc_per_node)
     train_tf, eval_tf = transforms_for(ds)
-    share = None if ds.gpu_decode_share == "auto" else float(ds.gpu_decode_share)
+    share = float(ds.gpu_decode_share)
     if ds.name == "synthetic":
         if ds.num_classes is None:
             raise DataError("dataset=synthetic needs dataset.num_classes (e.g. 1000).")

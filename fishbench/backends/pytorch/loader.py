@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fishbench.backends.pytorch.augment import FloatStage
-from fishbench.data.decode import BadFiles, Crop, DeviceShare, Sample, SampleSource, pil_decode
+from fishbench.data.decode import BadFiles, Crop, Sample, SampleSource, pil_decode
 from fishbench.data.images import READ_ERRORS, synthetic_sample
 from fishbench.data.index import DatasetIndex
 from fishbench.data.plan import AugmentPlan
@@ -206,38 +205,19 @@ class Uploaded:
         return [self.pixels, self.aug, self.labels, *(self.decoded or [])]
 
 
-class ShareController:
-    """``dataset.gpu_decode_share=auto``: nvjpeg decodes what the loader workers cannot keep up
-    with. A batch the workers had not finished when it was asked for (waited for longer than
-    :attr:`STALL_S`) raises the share by :attr:`UP`; any other batch lowers it by :attr:`DOWN`.
-    The workers' cores are used first and the GPU, which the model needs, takes the rest: the
-    share settles where about DOWN / (UP + DOWN) of the batches find the workers behind (the
-    prefetch threads' queues cover those)."""
-
-    START, STALL_S, UP, DOWN = 0.5, 0.01, 0.05, 0.004
-
-    def __init__(self, share: DeviceShare) -> None:
-        self.share = share
-
-    def waited(self, seconds: float) -> None:
-        self.share.value += self.UP if seconds > self.STALL_S else -self.DOWN
-
-
 class DeviceBatches:
     """The batches of a split as the model takes them: ``(images, labels)`` on the device.
 
     Two steps per batch: :meth:`upload` (copies, nvjpeg decode) and :meth:`finish` (crops,
     float stage). On CUDA each runs in a :class:`Prefetcher` thread, so that the decode of one
     batch, the float work of the next and the training step overlap. Counts the unreadable files
-    met in ``bad_files`` (shared by train and val); ``controller`` (if any) hears how long
-    each batch of the loader was waited for.
+    met in ``bad_files`` (shared by train and val).
     """
 
     def __init__(self, loader: DataLoader, stage: FloatStage, device: torch.device,
-                 bad_files: BadFiles, decoder: DeviceDecoder | None,
-                 controller: ShareController | None = None) -> None:
+                 bad_files: BadFiles, decoder: DeviceDecoder | None) -> None:
         self.loader, self.stage, self.device = loader, stage, device
-        self.bad_files, self.decoder, self.controller = bad_files, decoder, controller
+        self.bad_files, self.decoder = bad_files, decoder
         self.sampler = loader.sampler
         self.index = loader.dataset.source.index  # type: ignore[attr-defined]
 
@@ -264,26 +244,13 @@ class DeviceBatches:
             for batch in batches(self.loader):
                 yield self.finish(self.upload(batch)[0])[0]
             return
-        uploads = Prefetcher(self.upload, self._arrivals(), self.device)
+        uploads = Prefetcher(self.upload, batches(self.loader), self.device)
         ready = Prefetcher(self.finish, uploads, self.device)
         try:
             yield from ready
         finally:
             ready.stop()
             uploads.stop()
-
-
-    def _arrivals(self) -> Iterator[HostBatch]:
-        """The loader's batches, each one's wait told to the controller."""
-        loader = batches(self.loader)
-        while True:
-            start = time.perf_counter()
-            batch = next(loader, None)
-            if batch is None:
-                return
-            if self.controller is not None:
-                self.controller.waited(time.perf_counter() - start)
-            yield batch
 
 
 class Prefetcher:
@@ -389,17 +356,12 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
                                  memory_format),
                 SyntheticBatches(val_n // world_size, batch_size, size, classes, seed + 1, device,
                                  memory_format))
-    gpu = decoder == "gpu"
-    auto = gpu and spec.gpu_decode_share is None and num_workers > 0
-    share = None  # auto: moved by the train split's ShareController; no workers: all on nvjpeg
-    if gpu:
-        share = DeviceShare(ShareController.START if auto else 1.0 if spec.gpu_decode_share is None
-                            else spec.gpu_decode_share)
-    device_decoder = DeviceDecoder(device) if gpu else None
+    device_share = spec.gpu_decode_share if decoder == "gpu" else 0.0
+    device_decoder = DeviceDecoder(device) if device_share else None
 
     def split(index: DatasetIndex, plan: AugmentPlan | None, shuffle: bool) -> DeviceBatches:
         source = SampleSource(index, bad_images, plan,
-                              None if shuffle else spec.eval_transform, share)
+                              None if shuffle else spec.eval_transform, device_share)
         loader = DataLoader(PlanDataset(source), batch_size=batch_size,
                             sampler=EpochSampler(index, seed, rank, world_size, shuffle),
                             num_workers=num_workers, collate_fn=collate,
@@ -411,8 +373,7 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
                            flip=shuffle and spec.train_transform.hflip,
                            jitter=shuffle and any(spec.train_transform.color_jitter),
                            compiled=compiled and shuffle)
-        controller = ShareController(share) if auto and shuffle else None
-        return DeviceBatches(loader, stage, device, bad_files, device_decoder, controller)
+        return DeviceBatches(loader, stage, device, bad_files, device_decoder)
 
     return (split(spec.train, AugmentPlan(seed, spec.train_transform), True),
             split(spec.val, None, False))
