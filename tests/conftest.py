@@ -53,6 +53,22 @@ def single_torch_thread():
     torch.set_num_threads(threads)
 
 
+def tiny_trainer(trainer_class, **settings):
+    """A ``trainer_class`` over 8 synthetic 32x32 images of 4 classes, batch 4; ``settings``
+    are config keys merged over that (nested dicts merge)."""
+    from omegaconf import OmegaConf
+
+    from fishbench.config import validate
+    from fishbench.data.spec import load_data_spec
+
+    cfg = validate(OmegaConf.merge(OmegaConf.create({"batch_size": 4, "dataset": {
+        "name": "synthetic", "num_classes": 4, "image_size": 32, "resize_size": 32,
+        "train_samples": 8, "val_samples": 4}}), OmegaConf.create(settings)))
+    spec = load_data_spec(cfg)
+    cfg.model.num_classes = spec.num_classes
+    return trainer_class(cfg, spec)
+
+
 def n_params(model) -> int:
     """Number of parameters (elements) of a torch.nn.Module."""
     return sum(p.numel() for p in model.parameters())

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 ms = pytest.importorskip("mindspore", reason="the MindSpore backend tests need mindspore "
                          "(pip install -e .[mindspore])")
 
-from conftest import metrics_of, run_cli  # noqa: E402
+from conftest import metrics_of, run_cli, tiny_trainer  # noqa: E402
 from fishbench.config import validate  # noqa: E402
 from fishbench.data.digits import ensure_digits_tree  # noqa: E402
 from fishbench.data.spec import load_data_spec  # noqa: E402
@@ -217,13 +217,8 @@ def test_the_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its_rng(
     from fishbench.backends.mindspore.trainer import MindSporeTrainer
     from fishbench.engine import Progress, checkpoint_meta
 
-    cfg = validate(OmegaConf.create({"backend": {"name": "mindspore"}, "model": {
-        "name": "resnet50"}, "batch_size": 4, "dataset": {
-        "name": "synthetic", "num_classes": 4, "image_size": 32, "train_samples": 8,
-        "val_samples": 4}}))
-    spec = load_data_spec(cfg)
-    cfg.model.num_classes = spec.num_classes
-    trainer = MindSporeTrainer(cfg, spec)
+    trainer = tiny_trainer(MindSporeTrainer, backend={"name": "mindspore"},
+                           model={"name": "resnet50"})
     path = tmp_path / "last.ckpt"
     trainer.save_checkpoint(path, checkpoint_meta(trainer, Progress(1, 2), 0.0),
                             trainer.rank_rng_states())

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
 
-from conftest import n_params  # noqa: E402
+from conftest import n_params, tiny_trainer  # noqa: E402
 from fishbench.backends.pytorch.models import build_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -72,19 +72,10 @@ def test_unknown_model_name() -> None:
     (True, ["max-autotune-no-cudagraphs"]),
 ])
 def test_trainer_compiles_with_the_configured_mode(monkeypatch, compile_setting, expected) -> None:
-    from omegaconf import OmegaConf
-
     from fishbench.backends.pytorch.trainer import TorchTrainer
-    from fishbench.config import validate
-    from fishbench.data.spec import load_data_spec
 
     modes = []
     monkeypatch.setattr(torch, "compile", lambda model, mode: modes.append(mode) or model)
-    cfg = validate(OmegaConf.create({
-        "batch_size": 4, "backend": {"compile": compile_setting,
-                                     "compile_mode": "max-autotune-no-cudagraphs"},
-        "dataset": {"name": "synthetic", "num_classes": 4, "image_size": 32, "resize_size": 32,
-                    "train_samples": 8, "val_samples": 4}}))
-    spec = load_data_spec(cfg)
-    cfg.model.num_classes = spec.num_classes
-    assert TorchTrainer(cfg, spec).compiled == bool(expected) and modes == expected
+    trainer = tiny_trainer(TorchTrainer, backend={"compile": compile_setting,
+                                                  "compile_mode": "max-autotune-no-cudagraphs"})
+    assert trainer.compiled == bool(expected) and modes == expected

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_trainer
 from fishbench.data.spec import DataSpec
 from fishbench.engine import StepLogger, Trainer, check_meta
 from fishbench.errors import CheckpointError
@@ -226,19 +226,10 @@ def test_resume_refuses_a_checkpoint_with_infinite_buffers(hydra_run, tmp_path: 
 def test_the_torch_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its_rng(
         tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
-    from omegaconf import OmegaConf
-
     from fishbench.backends.pytorch.trainer import TorchTrainer
-    from fishbench.config import validate
-    from fishbench.data.spec import load_data_spec
     from fishbench.engine import Progress, checkpoint_meta
 
-    cfg = validate(OmegaConf.create({"batch_size": 4, "dataset": {
-        "name": "synthetic", "num_classes": 4, "image_size": 32, "resize_size": 32,
-        "train_samples": 8, "val_samples": 4}}))
-    spec = load_data_spec(cfg)
-    cfg.model.num_classes = spec.num_classes
-    trainer = TorchTrainer(cfg, spec)
+    trainer = tiny_trainer(TorchTrainer)
     path = tmp_path / "last.pt"
     trainer.save_checkpoint(path, checkpoint_meta(trainer, Progress(1, 2), 0.0),
                             trainer.rank_rng_states())
