@@ -114,15 +114,12 @@ def train_epoch(args, model: str, decoder: str | None, share: float | None = Non
     logger = make_logger(cfg, None, cfg.batch_size, steps, Progress())
     logger.start_epoch()
     trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
-    return logger, nvjpeg_share(trainer.train_loader)
+    return logger, nvjpeg_share(spec)
 
 
-def nvjpeg_share(batches) -> str:
-    """``", 60% on nvjpeg"`` for the gpu decoder; nothing for the cpu decoder and synthetic
-    input."""
-    if getattr(batches, "decoder", None) is None:
-        return ""
-    return f", {batches.loader.dataset.source.device_share:.0%} on nvjpeg"
+def nvjpeg_share(spec) -> str:
+    """``", 60% on nvjpeg"`` for the gpu decoder, nothing for the cpu decoder."""
+    return f", {spec.gpu_decode_share:.0%} on nvjpeg" if spec.decoder == "gpu" else ""
 
 
 def profile(args, model: str, decoder: str, active: int = 20) -> None:
@@ -167,10 +164,9 @@ def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, st
     sync()
     seconds = time.perf_counter() - start
     fallbacks = train_batches.decoder.cpu_fallbacks if train_batches.decoder else 0
-    split = nvjpeg_share(train_batches)
     del train_batches
     release()
-    return args.steps * args.batch / seconds, fallbacks, split
+    return args.steps * args.batch / seconds, fallbacks, nvjpeg_share(spec)
 
 
 def bare_loop(args, model: str) -> float:
