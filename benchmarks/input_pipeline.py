@@ -217,7 +217,7 @@ def check_stage(args) -> None:
     t = spec.train_transform
     plan = AugmentPlan(0, t)
     aug = torch.from_numpy(np.stack([plan.sample(0, f).vector() for f in range(args.batch)]))
-    images = torch.randint(0, 256, (args.batch, 3, t.size, t.size)).float()
+    images = torch.randint(0, 256, (args.batch, t.size, t.size, 3), dtype=torch.uint8)
     images, aug = images.to(DEVICE), aug.to(DEVICE)
     stages = [FloatStage(t.mean, t.std, DEVICE, torch.channels_last, flip=True, jitter=True,
                          compiled=compiled) for compiled in (False, CUDA)]

@@ -121,8 +121,7 @@ def test_torch_float_stage_equals_torchvision_on_the_same_uint8_input() -> None:
     pixels, aug, want = stage_case()
     stage = FloatStage(TRAIN.mean, TRAIN.std, torch.device("cpu"), torch.contiguous_format,
                        flip=True, jitter=True)
-    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
-    got = stage(images, torch.from_numpy(aug)).numpy()
+    got = stage(torch.from_numpy(pixels), torch.from_numpy(aug)).numpy()
     assert np.abs(got - want).max() < 1e-4
 
 
@@ -296,16 +295,70 @@ def test_prefetcher_keeps_order_raises_the_threads_error_and_stops() -> None:
     assert all(t.name != "fishbench-prefetch" for t in threading.enumerate())
 
 
-def test_mixed_batches_keep_the_layout_of_the_workers_crops() -> None:
-    from fishbench.backends.pytorch.loader import in_batch_order
+KERNEL_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # cpu: interpreted
 
-    pixels = torch.randint(0, 256, (5, 8, 8, 3), dtype=torch.uint8)
-    workers_only = pixels.permute(0, 3, 1, 2).float()  # a batch with nothing for nvjpeg
-    device_crops = [torch.full((3, 8, 8), 300.0 + k) for k in range(2)]
-    mixed = in_batch_order(workers_only[:3], torch.tensor([0, 2, 3]), device_crops,
-                           torch.tensor([1, 4]))
+
+def pil_float_crop(image: np.ndarray, crop: Crop) -> np.ndarray:
+    """PIL's antialiased bilinear crop of a uint8 HWC image, channel by channel in float (no
+    rounding): what the cpu engine computes, up to JPEG draft decoding and 8-bit rounding."""
+    (rw, rh), box = crop.resized, crop.box
+    out = []
+    for channel in np.moveaxis(image, -1, 0):
+        plane = Image.fromarray(channel.astype(np.float32), mode="F")
+        if (rw, rh) == plane.size:
+            out.append(plane.resize((crop.size, crop.size), Image.BILINEAR, box=box))
+        else:
+            out.append(plane.resize((rw, rh), Image.BILINEAR).crop(box))
+    return np.stack([np.asarray(o) for o in out], -1)
+
+
+def kernel_case(size: int = 24) -> tuple[list[np.ndarray], list[Crop]]:
+    """Random images with training boxes (inside, at the edges, whole, shrunk 3x, enlarged) and an
+    eval crop (the image resized, its centre cut)."""
+    rng = np.random.default_rng(3)
+    shapes = [(30, 40, (3, 2, 35, 28)), (70, 50, (10, 20, 20, 31)), (29, 31, (0, 0, 31, 29)),
+              (80, 90, (5, 9, 90, 80)), (45, 60, (52, 30, 60, 45))]
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w, _ in shapes]
+    crops = [Crop((w, h), box, size) for h, w, box in shapes]
+    images.append(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    crops.append(Crop((35, 27), (5, 1, 29, 25), size))
+    return images, crops
+
+
+def test_gpu_engine_kernel_crops_and_resizes_as_pil() -> None:
+    from fishbench.backends.pytorch.resize import crop_resize_into
+
+    images, crops = kernel_case()
+    positions = [1, 3, 4, 6, 0, 7]
+    batch = torch.full((8, 24, 24, 3), 7, dtype=torch.uint8, device=KERNEL_DEVICE)
+    chw = [torch.from_numpy(i).to(KERNEL_DEVICE).permute(2, 0, 1) for i in images]
+    chw[0] = chw[0].contiguous()  # the others are views in HWC memory: the kernel copies them
+    crop_resize_into(batch, chw, crops, positions)
+    got = batch.cpu().numpy().astype(np.float64)
+    for image, crop, position in zip(images, crops, positions):
+        # Within rounding of PIL's float result: the same taps, weights and sample positions.
+        assert np.abs(got[position] - pil_float_crop(image, crop)).max() <= 0.5 + 1e-3
+    assert (got[[2, 5]] == 7).all()  # positions not named are left alone
+
+
+def test_device_batches_keep_batch_order_and_one_layout() -> None:
+    from fishbench.backends.pytorch.loader import assemble
+    from fishbench.backends.pytorch.resize import crop_resize_into
+
+    images, crops = kernel_case()
+    workers = torch.randint(0, 256, (3, 24, 24, 3), dtype=torch.uint8, device=KERNEL_DEVICE)
+    decoded_at, encoded_at = torch.tensor([0, 4, 7]), torch.tensor([1, 2, 3, 5, 6, 8])
+    chw = [torch.from_numpy(i).to(KERNEL_DEVICE).permute(2, 0, 1).contiguous() for i in images]
+    host_crops = np.stack([np.full((24, 24, 3), k, np.uint8) for k in range(6)])
+    on_device = assemble(workers, decoded_at.to(KERNEL_DEVICE), crops, encoded_at, chw,
+                         lambda: pytest.fail("nvjpeg did not refuse these"))
+    refused = assemble(workers, decoded_at.to(KERNEL_DEVICE), crops, encoded_at, None,
+                       lambda: host_crops)
+    want = torch.zeros((9, 24, 24, 3), dtype=torch.uint8, device=KERNEL_DEVICE)
+    crop_resize_into(want, chw, crops, encoded_at.tolist())
+    want[decoded_at] = workers
     # The compiled float stage guards on strides: a mixed batch must look like a workers' one.
-    assert mixed.shape == workers_only.shape and mixed.stride() == workers_only.stride()
-    assert torch.equal(mixed[0], workers_only[0]) and torch.equal(mixed[2], workers_only[1])
-    assert torch.equal(mixed[3], workers_only[2])
-    assert torch.equal(mixed[1], device_crops[0]) and torch.equal(mixed[4], device_crops[1])
+    assert on_device.stride() == refused.stride() == workers.stride()
+    assert torch.equal(on_device, want)
+    assert torch.equal(refused[decoded_at], workers)
+    assert [int(refused[i, 0, 0, 0]) for i in encoded_at] == list(range(6))

@@ -1,6 +1,6 @@
 """The float stage of the PyTorch input pipeline, once per batch on the device.
 
-Takes the batch as float 0..255 NCHW and the plan's per-sample numbers
+Takes the batch as uint8 NHWC (as the workers and the gpu engine's kernel write it) and the plan's per-sample numbers
 (:meth:`fishbench.data.plan.SampleAugment.vector`): horizontal flip, colour jitter (brightness,
 contrast, saturation, hue, each sample in its own order, torchvision's ``ColorJitter`` math on
 floats), normalisation, channels_last.
@@ -83,11 +83,11 @@ class FloatStage:
             self.apply = torch.compile(self._apply)
 
     def __call__(self, images: torch.Tensor, aug: torch.Tensor) -> torch.Tensor:
-        """``images`` float 0..255 NCHW; ``aug`` the plan's numbers on the same device."""
+        """``images`` uint8 NHWC; ``aug`` the plan's numbers on the same device."""
         return self.apply(images, aug)
 
     def _apply(self, images: torch.Tensor, aug: torch.Tensor) -> torch.Tensor:
-        x = images
+        x = images.permute(0, 3, 1, 2).float()
         if self.flip:
             x = torch.where(aug[:, FLIP].view(-1, 1, 1, 1) > 0.5, x.flip(3), x)
         if self.jitter:

@@ -1,7 +1,8 @@
 """PyTorch input pipelines over the shared index, augmentation plan and decode engines.
 
 Workers hand over uint8 crops (``cpu`` engine) or JPEG bytes (``gpu`` engine); the main process
-moves each batch to the device (decoding it there with nvjpeg for the ``gpu`` engine) and runs the
+moves each batch to the device (for the ``gpu`` engine decoding it there with nvjpeg, then cropping
+and resizing it with one batched kernel, :mod:`~fishbench.backends.pytorch.resize`) and runs the
 float stage once per batch: flip, colour jitter, normalise, channels_last. On CUDA a prefetch
 thread prepares the next batches on its own stream while the current one trains (timm's
 PrefetchLoader copies on a side stream; the thread is needed too because ``decode_jpeg`` on the
@@ -18,7 +19,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fishbench.backends.pytorch.augment import FloatStage
@@ -91,8 +91,8 @@ class HostBatch:
         return len(self.labels)
 
     def pin_memory(self) -> "HostBatch":
-        self.pixels, self.labels, self.aug = (t.pin_memory() for t in (self.pixels, self.labels,
-                                                                       self.aug))
+        self.pixels, self.decoded_at, self.labels, self.aug = (
+            t.pin_memory() for t in (self.pixels, self.decoded_at, self.labels, self.aug))
         return self
 
 
@@ -113,32 +113,29 @@ def collate(samples: list[Sample]) -> HostBatch:
                      np.array([s.file for s in samples]), np.array([s.skipped for s in samples]))
 
 
-def resize_crop(image: torch.Tensor, crop: Crop) -> torch.Tensor:
-    """``crop`` of a CHW uint8 image (on any device), antialiased bilinear: float CHW 0..255."""
-    left, top, right, bottom = crop.box
-    if crop.resized != (image.shape[2], image.shape[1]):  # eval: resize all, then the centre
-        image = F.interpolate(image[None].float(), size=crop.resized[::-1], mode="bilinear",
-                              antialias=True, align_corners=False)[0]
-        return image[:, top:bottom, left:right]
-    return F.interpolate(image[None, :, top:bottom, left:right].float(),
-                         size=(crop.size, crop.size), mode="bilinear", antialias=True,
-                         align_corners=False)[0]
+def assemble(pixels: torch.Tensor, decoded_at: torch.Tensor, crops: list[Crop],
+             encoded_at: torch.Tensor, decoded: list[torch.Tensor] | None,
+             decode_on_host: Callable[[], np.ndarray]) -> torch.Tensor:
+    """The whole batch as uint8 NHWC on ``pixels``' device: the workers' crops (``pixels``, at
+    ``decoded_at``, on the device) and the encoded samples' ``crops`` of their ``decoded`` images
+    (uint8 CHW on the device; None: nvjpeg refused them, ``decode_on_host`` gives the crops) at
+    ``encoded_at``. One layout whatever the mix, so the compiled float stage never recompiles."""
+    size = crops[0].size
+    batch = torch.empty((len(decoded_at) + len(crops), size, size, 3), dtype=torch.uint8,
+                        device=pixels.device)
+    batch[decoded_at] = pixels
+    if decoded is None:
+        batch[encoded_at.to(pixels.device)] = torch.from_numpy(decode_on_host()).to(pixels.device)
+    else:
+        from fishbench.backends.pytorch.resize import crop_resize_into
 
-
-def in_batch_order(decoded: torch.Tensor, decoded_at: torch.Tensor, encoded: list[torch.Tensor],
-                   encoded_at: torch.Tensor) -> torch.Tensor:
-    """The workers' crops (``decoded``, NCHW over NHWC memory) and the device's (``encoded``,
-    CHW each) in batch order, in one copy, laid out as ``decoded`` alone is (channels last
-    memory): the compiled float stage then sees one layout whatever the mix (another layout
-    would make it compile again, stalling the training for seconds)."""
-    at = dict(zip(decoded_at.tolist(), decoded))
-    at.update(zip(encoded_at.tolist(), encoded))
-    return torch.stack([at[i].permute(1, 2, 0) for i in range(len(at))]).permute(0, 3, 1, 2)
+        crop_resize_into(batch, decoded, crops, encoded_at.tolist())
+    return batch
 
 
 class DeviceDecoder:
     """The ``gpu`` engine's device part: nvjpeg decodes a batch's JPEG bytes (:meth:`decode`),
-    then each image is cropped and resized on the current stream (:meth:`crops`). A batch nvjpeg
+    then :meth:`batch` crops and resizes them into the batch (:func:`assemble`). A batch nvjpeg
     refuses is decoded on the CPU instead (``cpu_fallbacks`` counts the files).
 
     ``decode_jpeg`` runs on a stream of its own that never gets a kernel (pytorch/vision#9606:
@@ -171,24 +168,24 @@ class DeviceDecoder:
             image.record_stream(current)
         return decoded
 
-    def crops(self, batch: HostBatch, decoded: list[torch.Tensor] | None) -> list[torch.Tensor]:
-        """The encoded samples' crops: float CHW 0..255 on the device."""
-        if decoded is None:
-            return [self._on_cpu(data, crop) for data, crop in zip(self._files(batch), batch.crops)]
-        return [resize_crop(image, crop) for image, crop in zip(decoded, batch.crops)]
+    def batch(self, up: "Uploaded") -> torch.Tensor:
+        """The whole batch, uint8 NHWC on the device (see :func:`assemble`)."""
+        host = up.host
+        return assemble(up.pixels, up.decoded_at, host.crops, host.encoded_at, up.decoded,
+                        lambda: self._on_cpu(self._files(host), host.crops))
 
     @staticmethod
     def _files(batch: HostBatch) -> list[torch.Tensor]:
         return list(batch.encoded.tensor_split(batch.encoded_ends[:-1]))
 
-    def _on_cpu(self, data: torch.Tensor, crop: Crop) -> torch.Tensor:
-        self.cpu_fallbacks += 1
+    def _on_cpu(self, files: list[torch.Tensor], crops: list[Crop]) -> np.ndarray:
+        self.cpu_fallbacks += len(files)
         try:
-            pixels = pil_decode(data.numpy().tobytes(), lambda w, h: crop)
+            return np.stack([pil_decode(data.numpy().tobytes(), lambda w, h, c=crop: c)
+                             for data, crop in zip(files, crops)])
         except READ_ERRORS as err:
             raise DataError(f"A JPEG of this batch cannot be decoded ({err}); run with "
                             "dataset.decoder=cpu to find and skip it.") from None
-        return torch.from_numpy(pixels).to(self.device).permute(2, 0, 1).float()
 
 
 @dataclass
@@ -197,12 +194,13 @@ class Uploaded:
 
     host: HostBatch
     pixels: torch.Tensor  # the workers' crops, uint8 NHWC
+    decoded_at: torch.Tensor
     aug: torch.Tensor
     labels: torch.Tensor
     decoded: list[torch.Tensor] | None
 
     def tensors(self) -> list[torch.Tensor]:
-        return [self.pixels, self.aug, self.labels, *(self.decoded or [])]
+        return [self.pixels, self.decoded_at, self.aug, self.labels, *(self.decoded or [])]
 
 
 class DeviceBatches:
@@ -227,15 +225,14 @@ class DeviceBatches:
     def upload(self, batch: HostBatch) -> tuple[Uploaded, list[torch.Tensor]]:
         self.bad_files.add(self.index, batch.files, batch.skipped)
         up = Uploaded(batch, *(t.to(self.device, non_blocking=True)
-                               for t in (batch.pixels, batch.aug, batch.labels)),
+                               for t in (batch.pixels, batch.decoded_at, batch.aug, batch.labels)),
                       self.decoder.decode(batch) if len(batch.encoded_at) else None)
         return up, up.tensors()
 
     def finish(self, up: Uploaded) -> tuple[Batch, list[torch.Tensor]]:
-        images = up.pixels.permute(0, 3, 1, 2).float()
+        images = up.pixels
         if len(up.host.encoded_at):
-            crops = self.decoder.crops(up.host, up.decoded)  # type: ignore[union-attr]
-            images = in_batch_order(images, up.host.decoded_at, crops, up.host.encoded_at)
+            images = self.decoder.batch(up)  # type: ignore[union-attr]
         batch = self.stage(images, up.aug), up.labels
         return batch, list(batch)
 

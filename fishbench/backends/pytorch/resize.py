@@ -1,0 +1,153 @@
+"""Crop + antialiased bilinear resize of a whole batch of decoded images in two kernel launches.
+
+The ``gpu`` engine's images (uint8 CHW, each its own size, as nvjpeg returns them) are cut to
+their :class:`~fishbench.data.decode.Crop` and resized into one uint8 NHWC batch, at given
+positions. PIL's and torch's antialiased bilinear filter (a triangle as wide as the scale when
+shrinking), sampled as PIL's ``resize(box=...)`` does (the taps may reach past the box, up to the
+image's edge), separable: a rows pass into a float buffer, then a columns pass that rounds to
+uint8. The images travel as a table of their addresses, so the batch costs two launches however
+many images it has (one launch per image before: its Python work took the GIL from the training
+thread). Triton kernels: on CUDA, or on the CPU with ``TRITON_INTERPRET=1`` (the tests).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from fishbench.data.decode import Crop
+
+# Per image, as float32: height, width, then per axis (rows, columns) the source coordinate of
+# the first output pixel's left edge and the scale (source pixels per output pixel); the first
+# source column the rows pass keeps; the batch position to write.
+HEIGHT, WIDTH, Y_START, Y_SCALE, X_START, X_SCALE, X_FIRST, POSITION = range(8)
+GEOMETRY_FIELDS = 8
+ROW_BLOCK = 128
+
+
+@triton.jit
+def _taps(start, scale, out_index, size):
+    """The source range ``[lo, hi)`` an output coordinate reads, and its filter's ``1 / width``."""
+    center = start + (out_index + 0.5) * scale
+    support = tl.maximum(scale, 1.0)
+    lo = tl.maximum(tl.floor(center - support + 0.5), 0.0).to(tl.int32)
+    hi = tl.minimum(tl.floor(center + support + 0.5), size).to(tl.int32)
+    return center, lo, hi, 1.0 / support
+
+
+@triton.jit
+def _rows_kernel(pointers, geometry, mid, mid_width, BLOCK: tl.constexpr):
+    """``mid[n, c, y, j]``: output row ``y`` of image ``n`` at source column ``X_FIRST + j``."""
+    n, y, block = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    g = geometry + n * 8
+    height, width = tl.load(g + 0), tl.load(g + 1)
+    center, lo, hi, inv = _taps(tl.load(g + 2), tl.load(g + 3), y, height)
+    width_i = width.to(tl.int32)
+    plane = height.to(tl.int32) * width_i
+    cols = block * BLOCK + tl.arange(0, BLOCK)
+    src_cols = tl.load(g + 6).to(tl.int32) + cols
+    keep = src_cols < width_i
+    image = tl.load(pointers + n).to(tl.pointer_type(tl.uint8))
+    r = tl.zeros((BLOCK,), tl.float32)
+    gr = tl.zeros((BLOCK,), tl.float32)
+    b = tl.zeros((BLOCK,), tl.float32)
+    total = 0.0
+    for row in range(lo, hi):
+        w = tl.maximum(1.0 - tl.abs((row - center + 0.5) * inv), 0.0)
+        total += w
+        at = image + row * width_i + src_cols
+        r += w * tl.load(at, mask=keep, other=0).to(tl.float32)
+        gr += w * tl.load(at + plane, mask=keep, other=0).to(tl.float32)
+        b += w * tl.load(at + 2 * plane, mask=keep, other=0).to(tl.float32)
+    out = mid + ((n * 3) * tl.num_programs(1) + y) * mid_width + cols
+    channel = tl.num_programs(1) * mid_width
+    fits = cols < mid_width
+    tl.store(out, r / total, mask=fits)
+    tl.store(out + channel, gr / total, mask=fits)
+    tl.store(out + 2 * channel, b / total, mask=fits)
+
+
+@triton.jit
+def _columns_kernel(geometry, mid, mid_width, batch, size, max_taps, BLOCK: tl.constexpr):
+    """``batch[position, y, x, c]`` (uint8 NHWC) from row ``y`` of ``mid``."""
+    n, y = tl.program_id(0), tl.program_id(1)
+    g = geometry + n * 8
+    x = tl.arange(0, BLOCK)
+    inside = x < size
+    center, lo, hi, inv = _taps(tl.load(g + 4), tl.load(g + 5), x, tl.load(g + 1))
+    first = tl.load(g + 6).to(tl.int32)
+    row = mid + (n * 3 * size + y) * mid_width
+    channel = size * mid_width
+    r = tl.zeros((BLOCK,), tl.float32)
+    gr = tl.zeros((BLOCK,), tl.float32)
+    b = tl.zeros((BLOCK,), tl.float32)
+    total = tl.zeros((BLOCK,), tl.float32)
+    for k in range(0, max_taps):
+        col = lo + k
+        use = inside & (col < hi)
+        w = tl.where(use, tl.maximum(1.0 - tl.abs((col - center + 0.5) * inv), 0.0), 0.0)
+        total += w
+        at = row + col - first
+        r += w * tl.load(at, mask=use, other=0.0)
+        gr += w * tl.load(at + channel, mask=use, other=0.0)
+        b += w * tl.load(at + 2 * channel, mask=use, other=0.0)
+    total = tl.where(inside, total, 1.0)
+    out = batch + ((tl.load(g + 7).to(tl.int32) * size + y) * size + x) * 3
+    tl.store(out, _to_uint8(r / total), mask=inside)
+    tl.store(out + 1, _to_uint8(gr / total), mask=inside)
+    tl.store(out + 2, _to_uint8(b / total), mask=inside)
+
+
+@triton.jit
+def _to_uint8(value):
+    return tl.minimum(tl.maximum(tl.floor(value + 0.5), 0.0), 255.0).to(tl.uint8)
+
+
+def geometry_of(crops: list[Crop], image_sizes: list[tuple[int, int]], positions: list[int]
+                ) -> tuple[np.ndarray, int, int]:
+    """The per-image table of the kernels, the rows pass's buffer width and the most taps an
+    output column reads. ``image_sizes`` are (width, height)."""
+    table = np.zeros((len(crops), GEOMETRY_FIELDS), np.float32)
+    widest, taps = 1, 1
+    for i, (crop, (width, height), position) in enumerate(zip(crops, image_sizes, positions)):
+        (rw, rh), (left, top, right, bottom) = crop.resized, crop.box
+        if (rw, rh) == (width, height):  # training: the box is in the image, scaled to size
+            y_scale, x_scale = (bottom - top) / crop.size, (right - left) / crop.size
+            y_start, x_start = float(top), float(left)
+        else:  # evaluation: the whole image resized to (rw, rh), the box cut from that
+            y_scale, x_scale = height / rh, width / rw
+            y_start, x_start = top * y_scale, left * x_scale
+        support = max(x_scale, 1.0)
+        first = max(math.floor(x_start - support + 0.5), 0)
+        last = min(math.ceil(x_start + crop.size * x_scale + support + 0.5), width)
+        widest = max(widest, last - first)
+        taps = max(taps, math.ceil(2 * support) + 1)
+        table[i] = (height, width, y_start, y_scale, x_start, x_scale, first, position)
+    return table, widest, taps
+
+
+def crop_resize_into(batch: torch.Tensor, images: list[torch.Tensor], crops: list[Crop],
+                     positions: list[int]) -> None:
+    """Write ``crops`` of ``images`` (uint8 CHW, RGB, on ``batch``'s device) into ``batch``
+    (uint8 NHWC, contiguous, ``size x size``) at ``positions``, on the current stream. The
+    images must stay alive (on CUDA: be ``record_stream``-ed) until the launches have run."""
+    if not images:
+        return
+    size = batch.shape[1]
+    assert batch.is_contiguous() and batch.dtype == torch.uint8 and batch.shape[1:] == (size, size, 3)
+    images = [image if image.is_contiguous() else image.contiguous() for image in images]
+    sizes = [(int(image.shape[2]), int(image.shape[1])) for image in images]
+    table, widest, taps = geometry_of(crops, sizes, positions)
+    device = batch.device
+    pointers = torch.tensor([image.data_ptr() for image in images], dtype=torch.int64)
+    pointers, geometry = (t.to(device, non_blocking=True)
+                          for t in (pointers, torch.from_numpy(table)))
+    mid = torch.empty((len(images), 3, size, widest), dtype=torch.float32, device=device)
+    _rows_kernel[(len(images), size, triton.cdiv(widest, ROW_BLOCK))](
+        pointers, geometry, mid, widest, BLOCK=ROW_BLOCK)
+    _columns_kernel[(len(images), size)](geometry, mid, widest, batch, size, taps,
+                                         BLOCK=triton.next_power_of_2(size))
