@@ -122,7 +122,7 @@ def nvjpeg_share(spec) -> str:
     return f", {spec.gpu_decode_share:.0%} on nvjpeg" if spec.decoder == "gpu" else ""
 
 
-def profile(args, model: str, decoder: str, active: int = 20) -> None:
+def profile(args, model: str, decoder: str, active: int = 8) -> None:
     """Where one training step's time goes, from ``active`` steps after the warm-up: device time
     per kernel, and host time per op (every thread: the trainer's and the prefetch thread)."""
     from torch.profiler import ProfilerActivity, schedule
@@ -131,6 +131,8 @@ def profile(args, model: str, decoder: str, active: int = 20) -> None:
     with torch.profiler.profile(activities=activities,
                                 schedule=schedule(wait=args.warmup, warmup=2, active=active)) as prof:
         train_epoch(args, model, decoder, args.device_shares[0], partial(ProfiledLogger, prof))
+    if args.trace:
+        prof.export_chrome_trace(str(args.trace))
     events = prof.key_averages()
     for key in ("self_cuda_time_total", "self_cpu_time_total") if CUDA else ("self_cpu_time_total",):
         print(f"{model}, {decoder} decoder, {active} steps, by {key}:")
@@ -209,7 +211,8 @@ def sync() -> None:
 
 def check_stage(args) -> None:
     """The compiled float stage against the eager one on the same batch (random pixels, the
-    plan's flips and jitter): the largest difference in normalised units."""
+    plan's flips and jitter): the largest difference in normalised units; on CUDA also the
+    compiled stage's device time per batch."""
     from fishbench.backends.pytorch.augment import FloatStage
     from fishbench.data.plan import AugmentPlan
 
@@ -224,6 +227,22 @@ def check_stage(args) -> None:
     eager, compiled = (stage(images, aug) for stage in stages)
     print(f"float stage, compiled vs eager: max |diff| {float((eager - compiled).abs().max()):.2e} "
           "(normalised units)", flush=True)
+    if CUDA:
+        print(f"float stage, compiled: device {device_ms(lambda: stages[1](images, aug)):.2f} ms "
+              f"per batch of {args.batch}", flush=True)
+
+
+def device_ms(fn: Callable[[], object], warmup: int = 5, repeats: int = 30) -> float:
+    """Median device time of ``fn`` (CUDA events around each call)."""
+    times = []
+    for i in range(warmup + repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        sync()
+        times.append(start.elapsed_time(end))
+    return float(np.median(times[warmup:]))
 
 
 def check_decoders(args) -> None:
@@ -259,6 +278,51 @@ def check_decoders(args) -> None:
           "train and val batches", flush=True)
 
 
+def time_crop_resize(args) -> None:
+    """The gpu engine's crop + resize of one batch's nvjpeg images (the plan's training boxes on
+    the tree's first files): the batched kernel against one ``F.interpolate`` per image (the
+    engine before ``e93a08a``), each as host time per call and device time per batch (medians,
+    :func:`device_ms`)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from fishbench.backends.pytorch.resize import crop_resize_into
+    from fishbench.data.decode import SampleSource
+    from fishbench.data.plan import AugmentPlan
+
+    spec = load_data_spec(run_config(args, "resnet50", "gpu", 1.0))
+    source = SampleSource(spec.train, "skip", AugmentPlan(0, spec.train_transform), None, 1.0)
+    samples = [s for s in (source.read(0, p) for p in range(args.batch)) if s.encoded]
+    images = decode_jpeg([torch.from_numpy(s.pixels) for s in samples], mode=ImageReadMode.RGB,
+                         device=DEVICE)
+    crops, size = [s.crop for s in samples], spec.train_transform.size
+    batch = torch.empty((len(samples), size, size, 3), dtype=torch.uint8, device=DEVICE)
+
+    def batched() -> None:
+        crop_resize_into(batch, images, crops, list(range(len(samples))))
+
+    def per_image() -> None:
+        out = []
+        for image, crop in zip(images, crops):
+            left, top, right, bottom = crop.box
+            out.append(torch.nn.functional.interpolate(
+                image[None, :, top:bottom, left:right].float(), size=(size, size),
+                mode="bilinear", antialias=True, align_corners=False)[0])
+        torch.stack(out)
+
+    for name, fn in (("batched kernel", batched), ("F.interpolate per image", per_image)):
+        host = []
+
+        def timed() -> None:
+            start = time.perf_counter()
+            fn()
+            host.append(time.perf_counter() - start)
+
+        device = device_ms(timed)
+        print(f"crop + resize of {len(samples)} nvjpeg images, {name}: host "
+              f"{1e3 * float(np.median(host[5:])):.2f} ms, device {device:.2f} ms per batch",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, required=True, help="a folder of JPEGs")
@@ -280,16 +344,22 @@ def main() -> None:
     parser.add_argument("--compile-mode", default="default", help="torch.compile's mode")
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument("--check", action="store_true",
-                        help="only compare the gpu engine's batches with the cpu engine's")
+                        help="only compare the gpu engine's batches with the cpu engine's "
+                        "(and time its crop + resize)")
     parser.add_argument("--check-batches", type=int, default=40)
     parser.add_argument("--profile", action="store_true",
                         help="only profile training of the first model with the first decoder")
+    parser.add_argument("--trace", type=Path,
+                        help="with --profile: also write the profile's timeline (Chrome trace)")
     args = parser.parse_args()
     args.workers = args.workers if args.workers == "auto" else int(args.workers)
     logging.basicConfig(level=logging.WARNING)
     build_tree(args.source, args.root, args.classes, args.per_class)
     if args.check:
+        if not CUDA:
+            raise SystemExit("--check compares the gpu engine with the cpu engine: it needs CUDA")
         check_stage(args)
+        time_crop_resize(args)
         check_decoders(args)
         return
     if args.profile:

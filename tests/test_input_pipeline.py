@@ -341,24 +341,38 @@ def test_gpu_engine_kernel_crops_and_resizes_as_pil() -> None:
     assert (got[[2, 5]] == 7).all()  # positions not named are left alone
 
 
-def test_device_batches_keep_batch_order_and_one_layout() -> None:
-    from fishbench.backends.pytorch.loader import assemble
+def test_mixed_batches_are_filled_in_batch_order_in_one_layout() -> None:
+    from fishbench.backends.pytorch.loader import collate, fill_encoded
     from fishbench.backends.pytorch.resize import crop_resize_into
+    from fishbench.data.decode import Sample
 
     images, crops = kernel_case()
-    workers = torch.randint(0, 256, (3, 24, 24, 3), dtype=torch.uint8, device=KERNEL_DEVICE)
-    decoded_at, encoded_at = torch.tensor([0, 4, 7]), torch.tensor([1, 2, 3, 5, 6, 8])
-    chw = [torch.from_numpy(i).to(KERNEL_DEVICE).permute(2, 0, 1).contiguous() for i in images]
-    host_crops = np.stack([np.full((24, 24, 3), k, np.uint8) for k in range(6)])
-    on_device = assemble(workers, decoded_at.to(KERNEL_DEVICE), crops, encoded_at, chw,
-                         lambda: pytest.fail("nvjpeg did not refuse these"))
-    refused = assemble(workers, decoded_at.to(KERNEL_DEVICE), crops, encoded_at, None,
-                       lambda: host_crops)
-    want = torch.zeros((9, 24, 24, 3), dtype=torch.uint8, device=KERNEL_DEVICE)
-    crop_resize_into(want, chw, crops, encoded_at.tolist())
-    want[decoded_at] = workers
+    rng = np.random.default_rng(4)
+    workers = {i: rng.integers(0, 256, (24, 24, 3), dtype=np.uint8) for i in (0, 4, 7)}
+    encoded_at = [1, 2, 3, 5, 6, 8]
+    aug = np.zeros(9, np.float32)
+
+    def sample(i: int) -> Sample:
+        if i in workers:
+            return Sample(workers[i], i, aug, i, 0)
+        return Sample(np.frombuffer(b"jpeg bytes", np.uint8), i, aug, i, 0,
+                      crops[encoded_at.index(i)])
+
+    mixed = collate([sample(i) for i in range(9)])
+    workers_only = collate([sample(i) for i in (0, 4, 7)])
     # The compiled float stage guards on strides: a mixed batch must look like a workers' one.
-    assert on_device.stride() == refused.stride() == workers.stride()
+    assert mixed.pixels.shape == (9, 24, 24, 3) and mixed.pixels.stride() == workers_only.pixels.stride()
+    assert mixed.encoded_at.tolist() == encoded_at and mixed.crops == crops
+    chw = [torch.from_numpy(i).to(KERNEL_DEVICE).permute(2, 0, 1).contiguous() for i in images]
+    on_device, refused = (mixed.pixels.to(KERNEL_DEVICE).clone() for _ in range(2))
+    fill_encoded(on_device, crops, mixed.encoded_at, chw,
+                 lambda: pytest.fail("nvjpeg did not refuse these"))
+    host_crops = np.stack([np.full((24, 24, 3), k, np.uint8) for k in range(6)])
+    fill_encoded(refused, crops, mixed.encoded_at, None, lambda: host_crops)
+    want = torch.zeros((9, 24, 24, 3), dtype=torch.uint8, device=KERNEL_DEVICE)
+    crop_resize_into(want, chw, crops, encoded_at)
+    for i, pixels in workers.items():
+        want[i] = torch.from_numpy(pixels)
+        assert np.array_equal(refused[i].cpu().numpy(), pixels)
     assert torch.equal(on_device, want)
-    assert torch.equal(refused[decoded_at], workers)
     assert [int(refused[i, 0, 0, 0]) for i in encoded_at] == list(range(6))

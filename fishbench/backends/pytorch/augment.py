@@ -48,21 +48,33 @@ def hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return maxc - maxc * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
-JITTERS = (brightness, contrast, saturation, hue)  # the jitter ids of the plan
+CONTRAST = 1  # the jitter id (plan order) of the one jitter that needs a whole-image number
+POINTWISE = {0: brightness, 2: saturation, 3: hue}  # the others, by id
 
 
 def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """Apply to sample ``i`` of ``x`` (float 0..1 NCHW) jitter ``order[i, k]`` with factor
-    ``factors[i, order[i, k]]`` for k = 0..3. Each of the four steps computes every jitter for
-    the whole batch and keeps, per sample, the one the plan picked: fixed shapes, no host sync,
-    so that ``torch.compile`` fuses the stage into a few kernels."""
-    for step in range(order.shape[1]):
-        picked = order[:, step].view(-1, 1, 1, 1)
-        out = x
-        for jid, op in enumerate(JITTERS):
-            out = torch.where(picked == jid, op(x, factors[:, jid].view(-1, 1, 1, 1)), out)
-        x = out
-    return x
+    ``factors[i, order[i, k]]`` for k = 0..3 (every order holds each jitter once). Only the
+    contrast reads the whole image (its mean grey, as the image reaches it); the jitters before
+    and after it are pointwise. So the batch goes through the steps before each sample's
+    contrast, the mean, the contrast, then the steps after it: one reduction, and every step
+    computed for the whole batch with each sample keeping the jitter its order picks (fixed
+    shapes, no host sync), which ``torch.compile`` fuses into a few passes."""
+    at = (order == CONTRAST).float().argmax(dim=1).view(-1, 1, 1, 1)
+    f = factors.view(-1, 4, 1, 1, 1)
+
+    def steps(x: torch.Tensor, applies) -> torch.Tensor:
+        for step in range(order.shape[1]):
+            picked = order[:, step].view(-1, 1, 1, 1)
+            out = x
+            for jid, op in POINTWISE.items():
+                out = torch.where(picked == jid, op(x, f[:, jid]), out)
+            x = torch.where(applies(step), out, x)
+        return x
+
+    x = steps(x, lambda step: step < at)
+    x = contrast(x, f[:, CONTRAST])
+    return steps(x, lambda step: step > at)
 
 
 class FloatStage:

@@ -71,13 +71,12 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 @dataclass
 class HostBatch:
-    """A collated batch on the host: the crops decoded in the workers (uint8 NHWC, at positions
-    ``decoded_at``), the encoded samples' bytes (one tensor, cut at ``encoded_ends``) and crops
-    at positions ``encoded_at``, and the per-sample numbers. Few tensors: each one a worker
-    hands over costs a shared-memory segment."""
+    """A collated batch on the host: ``pixels`` (uint8 NHWC, the whole batch) holds the crops
+    the workers decoded; the encoded samples' slots, at ``encoded_at``, are left for the device
+    to fill from their bytes (one tensor, cut at ``encoded_ends``) and ``crops``. Then the
+    per-sample numbers. Few tensors: each one a worker hands over costs a shared-memory segment."""
 
     pixels: torch.Tensor
-    decoded_at: torch.Tensor
     encoded: torch.Tensor
     encoded_ends: list[int]
     crops: list[Crop]
@@ -91,20 +90,20 @@ class HostBatch:
         return len(self.labels)
 
     def pin_memory(self) -> "HostBatch":
-        self.pixels, self.decoded_at, self.labels, self.aug = (
-            t.pin_memory() for t in (self.pixels, self.decoded_at, self.labels, self.aug))
+        self.pixels, self.labels, self.aug = (t.pin_memory() for t in (self.pixels, self.labels,
+                                                                       self.aug))
         return self
 
 
 def collate(samples: list[Sample]) -> HostBatch:
-    decoded = [i for i, s in enumerate(samples) if not s.encoded]
     encoded = [i for i, s in enumerate(samples) if s.encoded]
     size = samples[encoded[0]].crop.size if encoded else samples[0].pixels.shape[0]
-    pixels = np.empty((len(decoded), size, size, 3), np.uint8)
-    for k, i in enumerate(decoded):
-        pixels[k] = samples[i].pixels
+    pixels = np.empty((len(samples), size, size, 3), np.uint8)
+    for i, s in enumerate(samples):
+        if not s.encoded:
+            pixels[i] = s.pixels
     data = [samples[i].pixels for i in encoded]
-    return HostBatch(torch.from_numpy(pixels), torch.tensor(decoded, dtype=torch.long),
+    return HostBatch(torch.from_numpy(pixels),
                      torch.from_numpy(np.concatenate(data) if data else np.empty(0, np.uint8)),
                      np.cumsum([len(d) for d in data]).tolist(),
                      [samples[i].crop for i in encoded], torch.tensor(encoded, dtype=torch.long),
@@ -113,29 +112,23 @@ def collate(samples: list[Sample]) -> HostBatch:
                      np.array([s.file for s in samples]), np.array([s.skipped for s in samples]))
 
 
-def assemble(pixels: torch.Tensor, decoded_at: torch.Tensor, crops: list[Crop],
-             encoded_at: torch.Tensor, decoded: list[torch.Tensor] | None,
-             decode_on_host: Callable[[], np.ndarray]) -> torch.Tensor:
-    """The whole batch as uint8 NHWC on ``pixels``' device: the workers' crops (``pixels``, at
-    ``decoded_at``, on the device) and the encoded samples' ``crops`` of their ``decoded`` images
-    (uint8 CHW on the device; None: nvjpeg refused them, ``decode_on_host`` gives the crops) at
-    ``encoded_at``. One layout whatever the mix, so the compiled float stage never recompiles."""
-    size = crops[0].size
-    batch = torch.empty((len(decoded_at) + len(crops), size, size, 3), dtype=torch.uint8,
-                        device=pixels.device)
-    batch[decoded_at] = pixels
+def fill_encoded(batch: torch.Tensor, crops: list[Crop], encoded_at: torch.Tensor,
+                 decoded: list[torch.Tensor] | None, decode_on_host: Callable[[], np.ndarray]
+                 ) -> None:
+    """Write the encoded samples' ``crops`` into ``batch`` (uint8 NHWC on the device, the
+    workers' crops already in place) at ``encoded_at``: from their ``decoded`` images (uint8 CHW
+    on the device), or, where nvjpeg refused them (None), from ``decode_on_host``'s crops."""
     if decoded is None:
-        batch[encoded_at.to(pixels.device)] = torch.from_numpy(decode_on_host()).to(pixels.device)
+        batch[encoded_at.to(batch.device)] = torch.from_numpy(decode_on_host()).to(batch.device)
     else:
         from fishbench.backends.pytorch.resize import crop_resize_into
 
         crop_resize_into(batch, decoded, crops, encoded_at.tolist())
-    return batch
 
 
 class DeviceDecoder:
     """The ``gpu`` engine's device part: nvjpeg decodes a batch's JPEG bytes (:meth:`decode`),
-    then :meth:`batch` crops and resizes them into the batch (:func:`assemble`). A batch nvjpeg
+    then :meth:`fill` crops and resizes them into the batch (:func:`fill_encoded`). A batch nvjpeg
     refuses is decoded on the CPU instead (``cpu_fallbacks`` counts the files).
 
     ``decode_jpeg`` runs on a stream of its own that never gets a kernel (pytorch/vision#9606:
@@ -168,11 +161,11 @@ class DeviceDecoder:
             image.record_stream(current)
         return decoded
 
-    def batch(self, up: "Uploaded") -> torch.Tensor:
-        """The whole batch, uint8 NHWC on the device (see :func:`assemble`)."""
+    def fill(self, up: "Uploaded") -> None:
+        """Complete ``up.pixels`` with the encoded samples' crops (see :func:`fill_encoded`)."""
         host = up.host
-        return assemble(up.pixels, up.decoded_at, host.crops, host.encoded_at, up.decoded,
-                        lambda: self._on_cpu(self._files(host), host.crops))
+        fill_encoded(up.pixels, host.crops, host.encoded_at, up.decoded,
+                     lambda: self._on_cpu(self._files(host), host.crops))
 
     @staticmethod
     def _files(batch: HostBatch) -> list[torch.Tensor]:
@@ -193,14 +186,13 @@ class Uploaded:
     """A batch on its way: its tensors on the device, the encoded samples decoded by nvjpeg."""
 
     host: HostBatch
-    pixels: torch.Tensor  # the workers' crops, uint8 NHWC
-    decoded_at: torch.Tensor
+    pixels: torch.Tensor  # the batch, uint8 NHWC: the workers' crops, the encoded ones' slots
     aug: torch.Tensor
     labels: torch.Tensor
     decoded: list[torch.Tensor] | None
 
     def tensors(self) -> list[torch.Tensor]:
-        return [self.pixels, self.decoded_at, self.aug, self.labels, *(self.decoded or [])]
+        return [self.pixels, self.aug, self.labels, *(self.decoded or [])]
 
 
 class DeviceBatches:
@@ -225,15 +217,14 @@ class DeviceBatches:
     def upload(self, batch: HostBatch) -> tuple[Uploaded, list[torch.Tensor]]:
         self.bad_files.add(self.index, batch.files, batch.skipped)
         up = Uploaded(batch, *(t.to(self.device, non_blocking=True)
-                               for t in (batch.pixels, batch.decoded_at, batch.aug, batch.labels)),
+                               for t in (batch.pixels, batch.aug, batch.labels)),
                       self.decoder.decode(batch) if len(batch.encoded_at) else None)
         return up, up.tensors()
 
     def finish(self, up: Uploaded) -> tuple[Batch, list[torch.Tensor]]:
-        images = up.pixels
         if len(up.host.encoded_at):
-            images = self.decoder.batch(up)  # type: ignore[union-attr]
-        batch = self.stage(images, up.aug), up.labels
+            self.decoder.fill(up)  # type: ignore[union-attr]
+        batch = self.stage(up.pixels, up.aug), up.labels
         return batch, list(batch)
 
     def __iter__(self) -> Iterator[Batch]:

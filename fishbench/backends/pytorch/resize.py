@@ -21,11 +21,12 @@ import triton.language as tl
 
 from fishbench.data.decode import Crop
 
-# Per image, as float32: height, width, then per axis (rows, columns) the source coordinate of
-# the first output pixel's left edge and the scale (source pixels per output pixel); the first
-# source column the rows pass keeps; the batch position to write.
-HEIGHT, WIDTH, Y_START, Y_SCALE, X_START, X_SCALE, X_FIRST, POSITION = range(8)
-GEOMETRY_FIELDS = 8
+# The kernels' table, a row per image (float32): its height and width; per axis (rows, columns)
+# the source coordinate of the first output pixel's left edge and the scale (source pixels per
+# output pixel); the first source column the rows pass keeps and how many; the batch position.
+HEIGHT, WIDTH, Y_START, Y_SCALE = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2), tl.constexpr(3)
+X_START, X_SCALE, X_FIRST, X_COUNT = tl.constexpr(4), tl.constexpr(5), tl.constexpr(6), tl.constexpr(7)
+POSITION, FIELDS = tl.constexpr(8), tl.constexpr(9)
 ROW_BLOCK = 128
 
 
@@ -43,15 +44,17 @@ def _taps(start, scale, out_index, size):
 def _rows_kernel(pointers, geometry, mid, mid_width, BLOCK: tl.constexpr):
     """``mid[n, c, y, j]``: output row ``y`` of image ``n`` at source column ``X_FIRST + j``."""
     n, y, block = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    g = geometry + n * 8
-    height, width = tl.load(g + 0), tl.load(g + 1)
-    center, lo, hi, inv = _taps(tl.load(g + 2), tl.load(g + 3), y, height)
-    width_i = width.to(tl.int32)
-    plane = height.to(tl.int32) * width_i
+    g = geometry + n * FIELDS
+    count = tl.load(g + X_COUNT).to(tl.int32)
+    if block * BLOCK >= count:  # the batch's widest image sets the grid
+        return
+    height, width = tl.load(g + HEIGHT), tl.load(g + WIDTH).to(tl.int32)
+    center, lo, hi, inv = _taps(tl.load(g + Y_START), tl.load(g + Y_SCALE), y, height)
+    plane = height.to(tl.int32) * width
     cols = block * BLOCK + tl.arange(0, BLOCK)
-    src_cols = tl.load(g + 6).to(tl.int32) + cols
-    keep = src_cols < width_i
+    keep = cols < count
     image = tl.load(pointers + n).to(tl.pointer_type(tl.uint8))
+    first = image + tl.load(g + X_FIRST).to(tl.int32) + cols
     r = tl.zeros((BLOCK,), tl.float32)
     gr = tl.zeros((BLOCK,), tl.float32)
     b = tl.zeros((BLOCK,), tl.float32)
@@ -59,27 +62,26 @@ def _rows_kernel(pointers, geometry, mid, mid_width, BLOCK: tl.constexpr):
     for row in range(lo, hi):
         w = tl.maximum(1.0 - tl.abs((row - center + 0.5) * inv), 0.0)
         total += w
-        at = image + row * width_i + src_cols
+        at = first + row * width
         r += w * tl.load(at, mask=keep, other=0).to(tl.float32)
         gr += w * tl.load(at + plane, mask=keep, other=0).to(tl.float32)
         b += w * tl.load(at + 2 * plane, mask=keep, other=0).to(tl.float32)
     out = mid + ((n * 3) * tl.num_programs(1) + y) * mid_width + cols
     channel = tl.num_programs(1) * mid_width
-    fits = cols < mid_width
-    tl.store(out, r / total, mask=fits)
-    tl.store(out + channel, gr / total, mask=fits)
-    tl.store(out + 2 * channel, b / total, mask=fits)
+    tl.store(out, r / total, mask=keep)
+    tl.store(out + channel, gr / total, mask=keep)
+    tl.store(out + 2 * channel, b / total, mask=keep)
 
 
 @triton.jit
 def _columns_kernel(geometry, mid, mid_width, batch, size, max_taps, BLOCK: tl.constexpr):
     """``batch[position, y, x, c]`` (uint8 NHWC) from row ``y`` of ``mid``."""
     n, y = tl.program_id(0), tl.program_id(1)
-    g = geometry + n * 8
+    g = geometry + n * FIELDS
     x = tl.arange(0, BLOCK)
     inside = x < size
-    center, lo, hi, inv = _taps(tl.load(g + 4), tl.load(g + 5), x, tl.load(g + 1))
-    first = tl.load(g + 6).to(tl.int32)
+    center, lo, hi, inv = _taps(tl.load(g + X_START), tl.load(g + X_SCALE), x, tl.load(g + WIDTH))
+    first = tl.load(g + X_FIRST).to(tl.int32)
     row = mid + (n * 3 * size + y) * mid_width
     channel = size * mid_width
     r = tl.zeros((BLOCK,), tl.float32)
@@ -96,7 +98,7 @@ def _columns_kernel(geometry, mid, mid_width, batch, size, max_taps, BLOCK: tl.c
         gr += w * tl.load(at + channel, mask=use, other=0.0)
         b += w * tl.load(at + 2 * channel, mask=use, other=0.0)
     total = tl.where(inside, total, 1.0)
-    out = batch + ((tl.load(g + 7).to(tl.int32) * size + y) * size + x) * 3
+    out = batch + ((tl.load(g + POSITION).to(tl.int32) * size + y) * size + x) * 3
     tl.store(out, _to_uint8(r / total), mask=inside)
     tl.store(out + 1, _to_uint8(gr / total), mask=inside)
     tl.store(out + 2, _to_uint8(b / total), mask=inside)
@@ -111,7 +113,7 @@ def geometry_of(crops: list[Crop], image_sizes: list[tuple[int, int]], positions
                 ) -> tuple[np.ndarray, int, int]:
     """The per-image table of the kernels, the rows pass's buffer width and the most taps an
     output column reads. ``image_sizes`` are (width, height)."""
-    table = np.zeros((len(crops), GEOMETRY_FIELDS), np.float32)
+    table = np.zeros((len(crops), FIELDS.value), np.float32)
     widest, taps = 1, 1
     for i, (crop, (width, height), position) in enumerate(zip(crops, image_sizes, positions)):
         (rw, rh), (left, top, right, bottom) = crop.resized, crop.box
@@ -126,7 +128,8 @@ def geometry_of(crops: list[Crop], image_sizes: list[tuple[int, int]], positions
         last = min(math.ceil(x_start + crop.size * x_scale + support + 0.5), width)
         widest = max(widest, last - first)
         taps = max(taps, math.ceil(2 * support) + 1)
-        table[i] = (height, width, y_start, y_scale, x_start, x_scale, first, position)
+        table[i] = (height, width, y_start, y_scale, x_start, x_scale, first, last - first,
+                    position)
     return table, widest, taps
 
 
