@@ -28,6 +28,8 @@ from fishbench.errors import ConfigError, DataError
 TRAIN = TrainTransform(32, (0.08, 1.0), (3 / 4, 4 / 3), True, (0.4, 0.4, 0.4, 0.1),
                        (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 EVAL = EvalTransform(40, 32, TRAIN.mean, TRAIN.std)
+# Where the Triton kernels run: CUDA, or the CPU in Triton's interpreter (conftest).
+KERNEL_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def photo(seed: int, width: int = 96, height: int = 72) -> Image.Image:
@@ -115,14 +117,30 @@ def stage_case(n: int = 12, hue: float = TRAIN.color_jitter[3]):
     return pixels, aug, ((jittered - mean) / std).numpy()
 
 
-def test_torch_float_stage_equals_torchvision_on_the_same_uint8_input() -> None:
+@pytest.mark.parametrize("hue", [0.1, 0.0])
+@pytest.mark.parametrize("implementation", ["torch_ops", "kernels"])  # kernels: CUDA's
+def test_torch_float_stage_equals_torchvision_on_the_same_uint8_input(implementation: str,
+                                                                     hue: float) -> None:
     from fishbench.backends.pytorch.augment import FloatStage
 
-    pixels, aug, want = stage_case()
-    stage = FloatStage(TRAIN.mean, TRAIN.std, torch.device("cpu"), torch.contiguous_format,
+    pixels, aug, want = stage_case(hue=hue)
+    stage = FloatStage(TRAIN.mean, TRAIN.std, KERNEL_DEVICE, torch.channels_last,
                        flip=True, jitter=True)
-    got = stage(torch.from_numpy(pixels), torch.from_numpy(aug)).numpy()
-    assert np.abs(got - want).max() < 1e-4
+    got = getattr(stage, implementation)(torch.from_numpy(pixels).to(KERNEL_DEVICE),
+                                         torch.from_numpy(aug).to(KERNEL_DEVICE))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert np.abs(got.cpu().numpy() - want).max() < 1e-4
+
+
+def test_float_stage_kernels_equal_the_torch_ops_without_flip_and_jitter() -> None:
+    from fishbench.backends.pytorch.augment import FloatStage
+
+    pixels, aug, _ = stage_case()
+    stage = FloatStage(EVAL.mean, EVAL.std, KERNEL_DEVICE, torch.contiguous_format,
+                       flip=False, jitter=False)
+    images, numbers = (torch.from_numpy(a).to(KERNEL_DEVICE) for a in (pixels, aug))
+    got, want = stage.kernels(images, numbers), stage.torch_ops(images, numbers)
+    assert got.is_contiguous() and (got - want).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("hue", [0.1, 0.0])  # hue 0: the stage leaves the hue out
@@ -295,7 +313,6 @@ def test_prefetcher_keeps_order_raises_the_threads_error_and_stops() -> None:
     assert all(t.name != "fishbench-prefetch" for t in threading.enumerate())
 
 
-KERNEL_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # cpu: interpreted
 
 
 def pil_float_crop(image: np.ndarray, crop: Crop) -> np.ndarray:
@@ -361,7 +378,8 @@ def test_mixed_batches_are_filled_in_batch_order_in_one_layout() -> None:
     mixed = collate([sample(i) for i in range(9)])
     workers_only = collate([sample(i) for i in (0, 4, 7)])
     # The compiled float stage guards on strides: a mixed batch must look like a workers' one.
-    assert mixed.pixels.shape == (9, 24, 24, 3) and mixed.pixels.stride() == workers_only.pixels.stride()
+    assert mixed.pixels.shape == (9, 24, 24, 3)
+    assert mixed.pixels.stride() == workers_only.pixels.stride()
     assert mixed.encoded_at.tolist() == encoded_at and mixed.crops == crops
     chw = [torch.from_numpy(i).to(KERNEL_DEVICE).permute(2, 0, 1).contiguous() for i in images]
     on_device, refused = (mixed.pixels.to(KERNEL_DEVICE).clone() for _ in range(2))

@@ -1,7 +1,7 @@
 """The float stage of the PyTorch input pipeline, once per batch on the device.
 
-Takes the batch as uint8 NHWC (as the workers and the gpu engine's kernel write it) and the plan's per-sample numbers
-(:meth:`fishbench.data.plan.SampleAugment.vector`): horizontal flip, colour jitter (brightness,
+Takes the batch as uint8 NHWC (as the workers and the gpu engine write it) and the plan's
+per-sample numbers (:meth:`fishbench.data.plan.SampleAugment.vector`): horizontal flip, colour jitter (brightness,
 contrast, saturation, hue, each sample in its own order, torchvision's ``ColorJitter`` math on
 floats), normalisation, channels_last.
 """
@@ -48,57 +48,48 @@ def hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return maxc - maxc * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
-CONTRAST = 1  # the jitter id (plan order) of the one jitter that needs a whole-image number
-POINTWISE = {0: brightness, 2: saturation, 3: hue}  # the others, by id
+JITTERS = (brightness, contrast, saturation, hue)  # the jitter ids of the plan
 
 
 def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """Apply to sample ``i`` of ``x`` (float 0..1 NCHW) jitter ``order[i, k]`` with factor
-    ``factors[i, order[i, k]]`` for k = 0..3 (every order holds each jitter once). Only the
-    contrast reads the whole image (its mean grey, as the image reaches it); the jitters before
-    and after it are pointwise. So the batch goes through the steps before each sample's
-    contrast, the mean, the contrast, then the steps after it: one reduction, and every step
-    computed for the whole batch with each sample keeping the jitter its order picks (fixed
-    shapes, no host sync), which ``torch.compile`` fuses into a few passes."""
-    at = (order == CONTRAST).float().argmax(dim=1).view(-1, 1, 1, 1)
-    f = factors.view(-1, 4, 1, 1, 1)
-
-    def steps(x: torch.Tensor, applies) -> torch.Tensor:
-        for step in range(order.shape[1]):
-            picked = order[:, step].view(-1, 1, 1, 1)
-            out = x
-            for jid, op in POINTWISE.items():
-                out = torch.where(picked == jid, op(x, f[:, jid]), out)
-            x = torch.where(applies(step), out, x)
-        return x
-
-    x = steps(x, lambda step: step < at)
-    x = contrast(x, f[:, CONTRAST])
-    return steps(x, lambda step: step > at)
+    ``factors[i, order[i, k]]`` for k = 0..3. Each of the four steps computes every jitter for
+    the whole batch and keeps, per sample, the one the plan picked: fixed shapes, no host sync,
+    so that the stage runs as a few whole-batch ops."""
+    for step in range(order.shape[1]):
+        picked = order[:, step].view(-1, 1, 1, 1)
+        out = x
+        for jid, op in enumerate(JITTERS):
+            out = torch.where(picked == jid, op(x, factors[:, jid].view(-1, 1, 1, 1)), out)
+        x = out
+    return x
 
 
 class FloatStage:
-    """Flip, jitter, normalise and lay out one batch (see the module's docstring); ``compiled``
-    runs it through ``torch.compile`` (on the GPU: one pass over the batch instead of dozens)."""
+    """Flip, jitter, normalise and lay out one batch (see the module's docstring). On CUDA the
+    stage runs as two Triton kernels (:mod:`~fishbench.backends.pytorch.augment_kernel`: each
+    sample's own jitters, two passes over the batch), elsewhere as these torch ops."""
 
     def __init__(self, mean, std, device: torch.device, memory_format: torch.memory_format,
-                 flip: bool, jitter: bool, compiled: bool = False) -> None:
+                 flip: bool, jitter: bool) -> None:
+        self.mean, self.std = tuple(mean), tuple(std)
         self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(1, 3, 1, 1)
         self.shift = (-torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(1, 3, 1, 1)
         self.memory_format, self.flip, self.jitter = memory_format, flip, jitter
-        self.apply = self._apply
-        if compiled:
-            # The prefetch threads call the stage while the training thread may be tracing the
-            # model for torch.compile; dynamo's "nested FX trace" check reads a process-wide flag
-            # and would raise in this thread: let such calls run the stage eagerly instead.
-            torch._dynamo.config.error_on_nested_fx_trace = False
-            self.apply = torch.compile(self._apply)
 
     def __call__(self, images: torch.Tensor, aug: torch.Tensor) -> torch.Tensor:
         """``images`` uint8 NHWC; ``aug`` the plan's numbers on the same device."""
-        return self.apply(images, aug)
+        if images.is_cuda:
+            return self.kernels(images, aug)
+        return self.torch_ops(images, aug)
 
-    def _apply(self, images: torch.Tensor, aug: torch.Tensor) -> torch.Tensor:
+    def kernels(self, images: torch.Tensor, aug: torch.Tensor) -> torch.Tensor:
+        from fishbench.backends.pytorch.augment_kernel import float_stage
+
+        out = float_stage(images, aug, self.mean, self.std, self.flip, self.jitter)
+        return out.contiguous(memory_format=self.memory_format)
+
+    def torch_ops(self, images: torch.Tensor, aug: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).float()
         if self.flip:
             x = torch.where(aug[:, FLIP].view(-1, 1, 1, 1) > 0.5, x.flip(3), x)

@@ -334,9 +334,9 @@ def batches(loader: Iterable) -> Iterator:
 
 def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images: str, seed: int,
                   rank: int, world_size: int, device: torch.device, decoder: str,
-                  memory_format: torch.memory_format, bad_files: BadFiles, compiled: bool = False):
+                  memory_format: torch.memory_format, bad_files: BadFiles):
     """Train and val batches of this rank; train drops the last partial batch. ``decoder`` is
-    the resolved engine (``cpu`` or ``gpu``); ``compiled`` compiles the float stage."""
+    the resolved engine (``cpu`` or ``gpu``)."""
     if spec.train is None:
         size, classes = spec.train_transform.size, spec.num_classes
         train_n, val_n = spec.synthetic_sizes
@@ -359,8 +359,7 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
         t = spec.train_transform if shuffle else spec.eval_transform
         stage = FloatStage(t.mean, t.std, device, memory_format,
                            flip=shuffle and spec.train_transform.hflip,
-                           jitter=shuffle and any(spec.train_transform.color_jitter),
-                           compiled=compiled and shuffle)
+                           jitter=shuffle and any(spec.train_transform.color_jitter))
         return DeviceBatches(loader, stage, device, bad_files, device_decoder)
 
     return (split(spec.train, AugmentPlan(seed, spec.train_transform), True),

@@ -24,9 +24,9 @@ from fishbench.data.decode import Crop
 # The kernels' table, a row per image (float32): its height and width; per axis (rows, columns)
 # the source coordinate of the first output pixel's left edge and the scale (source pixels per
 # output pixel); the first source column the rows pass keeps and how many; the batch position.
-HEIGHT, WIDTH, Y_START, Y_SCALE = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2), tl.constexpr(3)
-X_START, X_SCALE, X_FIRST, X_COUNT = tl.constexpr(4), tl.constexpr(5), tl.constexpr(6), tl.constexpr(7)
-POSITION, FIELDS = tl.constexpr(8), tl.constexpr(9)
+HEIGHT, WIDTH = tl.constexpr(0), tl.constexpr(1)
+Y_START, Y_SCALE, X_START, X_SCALE = tl.constexpr(2), tl.constexpr(3), tl.constexpr(4), tl.constexpr(5)
+X_FIRST, X_COUNT, POSITION, FIELDS = tl.constexpr(6), tl.constexpr(7), tl.constexpr(8), tl.constexpr(9)
 ROW_BLOCK = 128
 
 
@@ -141,7 +141,8 @@ def crop_resize_into(batch: torch.Tensor, images: list[torch.Tensor], crops: lis
     if not images:
         return
     size = batch.shape[1]
-    assert batch.is_contiguous() and batch.dtype == torch.uint8 and batch.shape[1:] == (size, size, 3)
+    assert batch.is_contiguous() and batch.dtype == torch.uint8
+    assert batch.shape[1:] == (size, size, 3)
     images = [image if image.is_contiguous() else image.contiguous() for image in images]
     sizes = [(int(image.shape[2]), int(image.shape[1])) for image in images]
     table, widest, taps = geometry_of(crops, sizes, positions)

@@ -76,8 +76,7 @@ class TorchTrainer(Trainer):
         self.bad_files = BadFiles()
         self.train_loader, self.val_loader = build_loaders(
             spec, cfg.batch_size, spec.num_workers, cfg.dataset.bad_images, cfg.seed,
-            rank, world_size, self.device, spec.decoder, self.memory_format, self.bad_files,
-            self.compiled)
+            rank, world_size, self.device, spec.decoder, self.memory_format, self.bad_files)
 
     @property
     def images_skipped(self) -> int:
