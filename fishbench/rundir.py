@@ -16,7 +16,7 @@ from fishbench.checkpoint import CHECKPOINT_DIR
 from fishbench.config import RunConfig
 from fishbench.errors import ConfigError
 from fishbench.results import (COMPLETED_COPY, HISTORY_FILE, HYDRA_DIR, HYDRA_FILES, METRICS_FILE,
-                               atomic_copy, atomic_write_text)
+                               TEMP_GLOB, atomic_copy, atomic_write_text)
 
 
 @dataclass
@@ -71,5 +71,5 @@ def checkpoint_stamps(run_dir: Path) -> dict[str, tuple[int, int]]:
     """Inode and modification time of every checkpoint file: a saved checkpoint changes them.
     Temporary files are left out: removing those that a killed write left saves nothing."""
     folder = run_dir / CHECKPOINT_DIR
-    files = sorted(folder.glob("[!.]*"))  # not hidden: atomic_write's temporaries (TEMP_GLOB)
+    files = sorted(p for p in folder.iterdir() if not p.match(TEMP_GLOB)) if folder.is_dir() else []
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files if p.is_file()}
