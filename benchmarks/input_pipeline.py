@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import platform
@@ -133,11 +134,43 @@ def profile(args, model: str, decoder: str, active: int = 8) -> None:
         train_epoch(args, model, decoder, args.device_shares[0], partial(ProfiledLogger, prof))
     if args.trace:
         prof.export_chrome_trace(str(args.trace))
+        print(trace_summary(json.loads(args.trace.read_text())["traceEvents"], active), flush=True)
     events = prof.key_averages()
     for key in ("self_cuda_time_total", "self_cpu_time_total") if CUDA else ("self_cpu_time_total",):
         print(f"{model}, {decoder} decoder, {active} steps, by {key}:")
         print(events.table(sort_by=key, row_limit=25, max_name_column_width=70), flush=True)
     release()
+
+
+def trace_summary(events: list[dict], steps: int) -> str:
+    """Per CUDA stream of a Chrome trace: kernels (and copies) and busy ms per step; for the
+    busiest stream (training) its idle ms per step, split into gaps before a kernel the host had
+    not launched yet (the host was late) and gaps after one it had (the GPU's own latency, or a
+    wait on another stream)."""
+    work = [e for e in events if e.get("ph") == "X"
+            and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")]
+    launches = {e["args"]["correlation"]: e for e in events
+                if e.get("ph") == "X" and e.get("cat") in ("cuda_runtime", "cuda_driver")
+                and "correlation" in e.get("args", {})}
+    streams: dict[int, list[dict]] = {}
+    for e in sorted(work, key=lambda e: e["ts"]):
+        streams.setdefault(e["args"]["stream"], []).append(e)
+    lines = [f"stream {s}: {len(es) / steps:.0f} kernels, "
+             f"{sum(e['dur'] for e in es) / 1e3 / steps:.2f} ms busy per step"
+             for s, es in sorted(streams.items(), key=lambda kv: -len(kv[1]))]
+    late = waiting = 0.0
+    train_stream = max(streams.values(), key=len) if streams else []
+    for before, kernel in zip(train_stream, train_stream[1:]):
+        end = before["ts"] + before["dur"]
+        gap = kernel["ts"] - end
+        launch = launches.get(kernel["args"].get("correlation"))
+        if gap <= 0 or launch is None:
+            continue
+        host_late = min(gap, max(0.0, launch["ts"] + launch["dur"] - end))
+        late, waiting = late + host_late, waiting + gap - host_late
+    lines.append(f"training stream idle per step: {late / 1e3 / steps:.2f} ms before kernels not "
+                 f"yet launched, {waiting / 1e3 / steps:.2f} ms after launched ones")
+    return "\n".join(lines)
 
 
 def train(args, model: str, decoder: str | None,

@@ -1,4 +1,5 @@
-"""The benchmark scripts still run against the package (a CPU dry run of each table)."""
+"""The benchmark scripts still run against the package (a CPU dry run of each table), and the
+input-pipeline benchmark's trace summary."""
 
 from __future__ import annotations
 
@@ -37,3 +38,26 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
     # the ratio column comes from the unrounded speeds: within the rounding of the shown ones
     low, high = (trainer[0] - 0.5) / (bare + 0.5), (trainer[0] + 0.5) / max(bare - 0.5, 0.5)
     assert low - 0.005 <= float(trainer[1]) <= high + 0.005
+
+
+def test_trace_summary_splits_the_training_streams_idle_time() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from input_pipeline import trace_summary
+
+    def kernel(stream: int, ts: float, dur: float, correlation: int) -> dict:
+        return {"ph": "X", "cat": "kernel", "name": "k", "ts": ts, "dur": dur,
+                "args": {"stream": stream, "correlation": correlation}}
+
+    def launch(ts: float, correlation: int) -> dict:
+        return {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": ts,
+                "dur": 5.0, "args": {"correlation": correlation}}
+
+    # Training stream 7: kernel 2 starts 100 us after kernel 1 ends and was launched 60 us after
+    # that end (60 late, 40 waiting); kernel 3, launched early, starts 40 us after kernel 2 ends.
+    events = [kernel(7, 0, 1000, 1), launch(0, 1), kernel(7, 1100, 500, 2), launch(1055, 2),
+              kernel(7, 1640, 500, 3), launch(900, 3), kernel(9, 200, 300, 4), launch(150, 4)]
+    assert trace_summary(events, steps=1).splitlines() == [
+        "stream 7: 3 kernels, 2.00 ms busy per step",
+        "stream 9: 1 kernels, 0.30 ms busy per step",
+        "training stream idle per step: 0.06 ms before kernels not yet launched, 0.08 ms after "
+        "launched ones"]
