@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-# Triton kernels (the gpu engine's crop-resize) run in Triton's interpreter on CPU tensors where
-# there is no CUDA; Triton reads this when a module defines its kernels.
+# The Triton kernels (the gpu engine's crop-resize, the float stage on CUDA) run in Triton's
+# interpreter on CPU tensors where there is no CUDA; Triton reads this when a module defines them.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
