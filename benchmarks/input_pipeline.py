@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import platform
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -28,11 +27,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from fishbench.backends.pytorch import trainer as torch_trainer
 from fishbench.backends.pytorch.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.backends.pytorch.trainer import TorchTrainer
-from fishbench.config import DatasetConfig, validate
+from fishbench.config import COMPILE_MODES, DatasetConfig, validate
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import load_data_spec
 from fishbench.engine import Progress, StepLogger
@@ -58,9 +56,9 @@ def build_tree(source: Path, root: Path, classes: int, per_class: int, val_per_c
     return root
 
 
-def run_config(args, model: str, decoder: str | None, share: float | None = None):
-    """The run's config: bf16, channels_last, compiled, on the GPU; ``decoder`` None is
-    synthetic input; ``share`` the gpu decoder's ``dataset.gpu_decode_share`` (None: default)."""
+def run_config(args, model: str, decoder: str | None, mode: str, share: float | None = None):
+    """The run's config: bf16, channels_last, compiled in ``mode``, on the GPU; ``decoder`` None
+    is synthetic input; ``share`` the gpu decoder's ``dataset.gpu_decode_share`` (None: default)."""
     steps = args.warmup + args.steps
     if decoder is None:
         dataset = {"name": "synthetic", "num_classes": 1000, "train_samples": args.batch * steps,
@@ -72,7 +70,7 @@ def run_config(args, model: str, decoder: str | None, share: float | None = None
             dataset["gpu_decode_share"] = share
     return validate(OmegaConf.create({
         "model": {"name": model}, "device": {"name": "gpu" if CUDA else "cpu"},
-        "backend": {"compile": CUDA, "compile_mode": args.compile_mode},
+        "backend": {"compile": CUDA, "compile_mode": mode},
         "dataset": dataset, "amp": True, "batch_size": args.batch, "epochs": 1, "T_max": 1,
         "warmup_epochs": 0, "lr_init": 0.01, "log_every_n_steps": args.warmup,
         "max_steps_per_epoch": steps}))
@@ -103,11 +101,11 @@ class ProfiledLogger(TimedLogger):
         self.profiler.step()
 
 
-def train_epoch(args, model: str, decoder: str | None, share: float | None = None,
+def train_epoch(args, model: str, decoder: str | None, mode: str, share: float | None = None,
                 make_logger: Callable[..., TimedLogger] = TimedLogger) -> tuple[TimedLogger, str]:
     """One epoch of fishbench's trainer (``release()`` its memory afterwards): its logger and
     how the gpu decoder split the files (:func:`nvjpeg_share`)."""
-    cfg = run_config(args, model, decoder, share)
+    cfg = run_config(args, model, decoder, mode, share)
     spec = load_data_spec(cfg)
     cfg.model.num_classes = spec.num_classes
     trainer = TorchTrainer(cfg, spec)
@@ -131,7 +129,8 @@ def profile(args, model: str, decoder: str, active: int = 8) -> None:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if CUDA else [])
     with torch.profiler.profile(activities=activities,
                                 schedule=schedule(wait=args.warmup, warmup=2, active=active)) as prof:
-        train_epoch(args, model, decoder, args.device_shares[0], partial(ProfiledLogger, prof))
+        train_epoch(args, model, decoder, args.compile_modes[0], args.device_shares[0],
+                    partial(ProfiledLogger, prof))
     if args.trace:
         prof.export_chrome_trace(str(args.trace))
         print(trace_summary(json.loads(args.trace.read_text())["traceEvents"], active), flush=True)
@@ -173,10 +172,10 @@ def trace_summary(events: list[dict], steps: int) -> str:
     return "\n".join(lines)
 
 
-def train(args, model: str, decoder: str | None,
+def train(args, model: str, decoder: str | None, mode: str,
           share: float | None = None) -> tuple[float, str]:
     """Training img/s over ``args.steps`` steps after ``args.warmup``; the nvjpeg share."""
-    logger, split = train_epoch(args, model, decoder, share)
+    logger, split = train_epoch(args, model, decoder, mode, share)
     release()
     marks = logger.marks
     return args.steps * args.batch / (marks[args.warmup + args.steps] - marks[args.warmup]), split
@@ -185,7 +184,7 @@ def train(args, model: str, decoder: str | None,
 def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, str]:
     """Batches of the train split on the device (decoded, cropped, jittered, normalised); the
     CPU fallbacks and the nvjpeg share."""
-    cfg = run_config(args, "resnet50", decoder, share)
+    cfg = run_config(args, "resnet50", decoder, args.compile_modes[0], share)
     spec = load_data_spec(cfg)
     train_batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
                                      DEVICE, spec.decoder, torch.channels_last, BadFiles())
@@ -204,11 +203,12 @@ def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, st
     return args.steps * args.batch / seconds, fallbacks, nvjpeg_share(spec)
 
 
-def bare_loop(args, model: str) -> float:
-    """A plain PyTorch training loop: same model, bf16 autocast, channels_last, compiled."""
+def bare_loop(args, model: str, mode: str) -> float:
+    """A plain PyTorch training loop: same model, bf16 autocast, channels_last, compiled in
+    ``mode``."""
     device = DEVICE
     net = build_model(model, 1000).to(device, memory_format=torch.channels_last)
-    step_net = torch.compile(net, mode=args.compile_mode) if CUDA else net
+    step_net = torch.compile(net, mode=mode) if CUDA else net
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     images = torch.randn(args.batch, 3, 224, 224, device=device).contiguous(
@@ -249,7 +249,7 @@ def check_stage(args) -> None:
     from fishbench.backends.pytorch.augment import FloatStage
     from fishbench.data.plan import AugmentPlan
 
-    spec = load_data_spec(run_config(args, "resnet50", "cpu"))
+    spec = load_data_spec(run_config(args, "resnet50", "cpu", "default"))
     t = spec.train_transform
     plan = AugmentPlan(0, t)
     aug = torch.from_numpy(np.stack([plan.sample(0, f).vector() for f in range(args.batch)]))
@@ -284,7 +284,7 @@ def check_decoders(args) -> None:
     recycled under queued work (pytorch/vision#9606). Prints per batch the mean and max pixel
     difference (normalised units: one 8-bit level is 0.017) and the loss; stops on a batch whose
     mean difference or loss says the memory was corrupted."""
-    cfg = run_config(args, "resnet50", "cpu")
+    cfg = run_config(args, "resnet50", "cpu", "default")
     spec = load_data_spec(cfg)
     loaders = {decoder: build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
                                       DEVICE, decoder, torch.channels_last, BadFiles())
@@ -322,7 +322,7 @@ def time_crop_resize(args) -> None:
     from fishbench.data.decode import SampleSource
     from fishbench.data.plan import AugmentPlan
 
-    spec = load_data_spec(run_config(args, "resnet50", "gpu", 1.0))
+    spec = load_data_spec(run_config(args, "resnet50", "gpu", "default", 1.0))
     source = SampleSource(spec.train, "skip", AugmentPlan(0, spec.train_transform), None, 1.0)
     samples = [s for s in (source.read(0, p) for p in range(args.batch)) if s.encoded]
     images = decode_jpeg([torch.from_numpy(s.pixels) for s in samples], mode=ImageReadMode.RGB,
@@ -371,10 +371,10 @@ def main() -> None:
     parser.add_argument("--device-shares", type=float, nargs="+",
                         default=[DatasetConfig.gpu_decode_share],
                         help="gpu decoder: dataset.gpu_decode_share values")
-    parser.add_argument("--priorities", type=int, nargs="+", default=[-1])
-    parser.add_argument("--switch-intervals", type=float, nargs="+", default=[5])
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--compile-mode", default="default", help="torch.compile's mode")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="end-to-end runs of each configuration, each after a synthetic one")
+    parser.add_argument("--compile-modes", nargs="+", default=["default"],
+                        choices=COMPILE_MODES, help="backend.compile_mode values")
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument("--check", action="store_true",
                         help="only compare the gpu engine's batches with the cpu engine's "
@@ -398,10 +398,11 @@ def main() -> None:
     if args.profile:
         profile(args, args.models[0], args.decoders[0])
         return
-    rows = [f"{torch.cuda.get_device_name() if CUDA else platform.processor()}, {len(os.sched_getaffinity(0))} cores, torch "
-            f"{torch.__version__}, Python {platform.python_version()}; batch {args.batch}, bf16, "
-            f"channels_last, compiled ({args.compile_mode}); {args.steps} steps after {args.warmup}; tree "
-            f"{args.classes}x{args.per_class} JPEGs, workers={args.workers}", "",
+    rows = [f"{torch.cuda.get_device_name() if CUDA else platform.processor()}, "
+            f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}, Python "
+            f"{platform.python_version()}; batch {args.batch}, bf16, channels_last, compiled; "
+            f"{args.steps} steps after {args.warmup}; tree {args.classes}x{args.per_class} JPEGs, "
+            f"workers={args.workers}; {args.repeats} repeat(s)", "",
             "| input | model | img/s | vs bare loop | vs trainer on synthetic |",
             "| --- | --- | ---: | ---: | ---: |"]
 
@@ -414,24 +415,28 @@ def main() -> None:
             speed, fallbacks, split = loader_only(args, decoder, share)
             emit(f"| {decoder} decoder{split}, loader only ({fallbacks} CPU fallbacks) | - | "
                  f"{speed:,.0f} | | |")
+    ratios: dict[tuple[str, str], list[float]] = {}
     for model in args.models:
-        bare = bare_loop(args, model)
-        emit(f"| bare PyTorch loop, synthetic | {model} | {bare:,.0f} | 1.00 | |")
-        synthetic, _ = train(args, model, None)
-        emit(f"| trainer, synthetic | {model} | {synthetic:,.0f} | {synthetic / bare:.2f} | 1.00 |")
-        for decoder in args.decoders:
-            gpu = decoder == "gpu"
-            variants = [(s, p, i) for _ in range(args.repeats)
-                        for s in (args.device_shares if gpu else [None])
-                        for p in (args.priorities if gpu else [-1])
-                        for i in (args.switch_intervals if gpu else [5])]
-            for share, priority, interval in variants:
-                torch_trainer.TRAIN_STREAM_PRIORITY = None if priority == 0 else priority
-                sys.setswitchinterval(interval / 1000)
-                speed, split = train(args, model, decoder, share)
-                what = f"{split}, prio {priority}, switch {interval} ms" if gpu else ""
-                emit(f"| trainer, {decoder} decoder{what} | {model} | {speed:,.0f} | "
-                     f"{speed / bare:.2f} | {speed / synthetic:.2f} |")
+        bare = bare_loop(args, model, args.compile_modes[0])
+        emit(f"| bare PyTorch loop, synthetic, {args.compile_modes[0]} | {model} | {bare:,.0f} | "
+             "1.00 | |")
+        for _ in range(args.repeats):
+            for mode in args.compile_modes:
+                synthetic, _ = train(args, model, None, mode)
+                emit(f"| trainer, synthetic, {mode} | {model} | {synthetic:,.0f} | "
+                     f"{synthetic / bare:.2f} | 1.00 |")
+                for decoder in args.decoders:
+                    for share in args.device_shares if decoder == "gpu" else [None]:
+                        speed, split = train(args, model, decoder, mode, share)
+                        what = f"trainer, {decoder} decoder{split}, {mode}"
+                        emit(f"| {what} | {model} | {speed:,.0f} | {speed / bare:.2f} | "
+                             f"{speed / synthetic:.2f} |")
+                        ratios.setdefault((what, model), []).append(speed / synthetic)
+    if args.repeats > 1:
+        rows.extend(["", "Each run against the trainer on synthetic input just before it:", "",
+                     "| input | model | mean | runs |", "| --- | --- | ---: | --- |"])
+        rows.extend(f"| {what} | {model} | {np.mean(rs):.2f} | "
+                    f"{', '.join(f'{r:.2f}' for r in rs)} |" for (what, model), rs in ratios.items())
     table = "\n".join(rows)
     print("\n" + table)
     if args.out is not None:

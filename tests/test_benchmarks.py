@@ -20,24 +20,33 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
         [sys.executable, "benchmarks/input_pipeline.py", "--source", str(IMAGENET_SAMPLE),
          "--root", str(tmp_path / "tree"), "--classes", "2", "--per-class", "8", "--batch", "4",
          "--steps", "1", "--warmup", "1", "--decoders", "cpu", "--models", "resnet50",
-         "--workers", "0", "--out", str(out)],
+         "--workers", "0", "--repeats", "2", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "tree" / "train").glob("c*/*.JPEG"))) == 16
-    rows = {}
+    runs: dict[str, list[tuple[int, float, float]]] = {}
+    means = {}
     for line in out.read_text().splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 5 and re.fullmatch(r"[\d,]+", cells[2]):
-            rows[cells[0]] = (int(cells[2].replace(",", "")), cells[3], cells[4])
-    assert set(rows) == {"cpu decoder, loader only (0 CPU fallbacks)",
-                         "bare PyTorch loop, synthetic", "trainer, synthetic",
-                         "trainer, cpu decoder"}
-    assert all(speed > 0 for speed, _, _ in rows.values())
-    bare = rows["bare PyTorch loop, synthetic"][0]
-    trainer = rows["trainer, cpu decoder"]
-    # the ratio column comes from the unrounded speeds: within the rounding of the shown ones
-    low, high = (trainer[0] - 0.5) / (bare + 0.5), (trainer[0] + 0.5) / max(bare - 0.5, 0.5)
-    assert low - 0.005 <= float(trainer[1]) <= high + 0.005
+            runs.setdefault(cells[0], []).append(
+                (int(cells[2].replace(",", "")), *(float(c or "nan") for c in cells[3:])))
+        elif len(cells) == 4 and re.fullmatch(r"[\d.]+", cells[2]):
+            means[cells[0]] = (float(cells[2]), [float(r) for r in cells[3].split(", ")])
+    assert {k: len(v) for k, v in runs.items()} == {
+        "cpu decoder, loader only (0 CPU fallbacks)": 1,
+        "bare PyTorch loop, synthetic, default": 1, "trainer, synthetic, default": 2,
+        "trainer, cpu decoder, default": 2}
+    assert all(speed > 0 for rs in runs.values() for speed, _, _ in rs)
+    bare = runs["bare PyTorch loop, synthetic, default"][0][0]
+    for (speed, vs_bare, _), (synthetic, _, _) in zip(runs["trainer, cpu decoder, default"],
+                                                      runs["trainer, synthetic, default"]):
+        # the ratio columns come from the unrounded speeds: within the rounding of the shown ones
+        assert (speed - 0.5) / (bare + 0.5) - 0.005 <= vs_bare <= (speed + 0.5) / (bare - 0.5) + 0.005
+    # the summary: each run against the synthetic run just before it, and their mean
+    mean, paired = means["trainer, cpu decoder, default"]
+    assert paired == [vs_syn for _, _, vs_syn in runs["trainer, cpu decoder, default"]]
+    assert abs(mean - sum(paired) / 2) <= 0.006
 
 
 def test_trace_summary_splits_the_training_streams_idle_time() -> None:
