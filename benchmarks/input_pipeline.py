@@ -76,17 +76,42 @@ def run_config(args, model: str, decoder: str | None, mode: str, share: float | 
         "max_steps_per_epoch": steps}))
 
 
+class WaitedBatches:
+    """A trainer's batches as it iterates them, adding up the seconds it waited for each."""
+
+    def __init__(self, batches) -> None:
+        self.batches, self.sampler, self.seconds = batches, batches.sampler, 0.0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        batches = iter(self.batches)
+        try:
+            while True:
+                start = time.perf_counter()
+                batch = next(batches, None)
+                self.seconds += time.perf_counter() - start
+                if batch is None:
+                    return
+                yield batch
+        finally:
+            getattr(batches, "close", lambda: None)()
+
+
 class TimedLogger(StepLogger):
-    """Records the time of every synchronised log point (step count, seconds)."""
+    """Records at every synchronised log point (by step count) the time and the seconds the
+    trainer had waited for batches until then (``waits``, set before training)."""
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
-        self.marks: dict[int, float] = {}
+        self.marks: dict[int, tuple[float, float]] = {}
+        self.waits: WaitedBatches | None = None
 
     def step(self, epoch, step_in_epoch, global_step, lr, loss) -> None:
         super().step(epoch, step_in_epoch, global_step, lr, loss)
         if self.due(step_in_epoch):
-            self.marks[step_in_epoch + 1] = time.perf_counter()
+            self.marks[step_in_epoch + 1] = (time.perf_counter(), self.waits.seconds)
 
 
 class ProfiledLogger(TimedLogger):
@@ -111,6 +136,7 @@ def train_epoch(args, model: str, decoder: str | None, mode: str, share: float |
     trainer = TorchTrainer(cfg, spec)
     steps = trainer.steps_per_epoch
     logger = make_logger(cfg, None, cfg.batch_size, steps, Progress())
+    trainer.train_loader = logger.waits = WaitedBatches(trainer.train_loader)
     logger.start_epoch()
     trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
     return logger, nvjpeg_share(spec)
@@ -173,12 +199,15 @@ def trace_summary(events: list[dict], steps: int) -> str:
 
 
 def train(args, model: str, decoder: str | None, mode: str,
-          share: float | None = None) -> tuple[float, str]:
-    """Training img/s over ``args.steps`` steps after ``args.warmup``; the nvjpeg share."""
+          share: float | None = None) -> tuple[float, float, str]:
+    """Training img/s over ``args.steps`` steps after ``args.warmup``, the ms per step the
+    trainer waited for batches then, and the nvjpeg share."""
     logger, split = train_epoch(args, model, decoder, mode, share)
     release()
-    marks = logger.marks
-    return args.steps * args.batch / (marks[args.warmup + args.steps] - marks[args.warmup]), split
+    (start, waited_before), (end, waited) = (logger.marks[args.warmup],
+                                             logger.marks[args.warmup + args.steps])
+    return (args.steps * args.batch / (end - start), 1e3 * (waited - waited_before) / args.steps,
+            split)
 
 
 def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, str]:
@@ -403,8 +432,9 @@ def main() -> None:
             f"{platform.python_version()}; batch {args.batch}, bf16, channels_last, compiled; "
             f"{args.steps} steps after {args.warmup}; tree {args.classes}x{args.per_class} JPEGs, "
             f"workers={args.workers}; {args.repeats} repeat(s)", "",
-            "| input | model | img/s | vs bare loop | vs trainer on synthetic |",
-            "| --- | --- | ---: | ---: | ---: |"]
+            "| input | model | img/s | vs bare loop | vs trainer on synthetic | waited for "
+            "batches, ms/step |",
+            "| --- | --- | ---: | ---: | ---: | ---: |"]
 
     def emit(row: str) -> None:
         rows.append(row)
@@ -414,23 +444,23 @@ def main() -> None:
         for share in args.device_shares if decoder == "gpu" else [None]:
             speed, fallbacks, split = loader_only(args, decoder, share)
             emit(f"| {decoder} decoder{split}, loader only ({fallbacks} CPU fallbacks) | - | "
-                 f"{speed:,.0f} | | |")
+                 f"{speed:,.0f} | | | |")
     ratios: dict[tuple[str, str], list[float]] = {}
     for model in args.models:
         bare = bare_loop(args, model, args.compile_modes[0])
         emit(f"| bare PyTorch loop, synthetic, {args.compile_modes[0]} | {model} | {bare:,.0f} | "
-             "1.00 | |")
+             "1.00 | | |")
         for _ in range(args.repeats):
             for mode in args.compile_modes:
-                synthetic, _ = train(args, model, None, mode)
+                synthetic, waited, _ = train(args, model, None, mode)
                 emit(f"| trainer, synthetic, {mode} | {model} | {synthetic:,.0f} | "
-                     f"{synthetic / bare:.2f} | 1.00 |")
+                     f"{synthetic / bare:.2f} | 1.00 | {waited:.2f} |")
                 for decoder in args.decoders:
                     for share in args.device_shares if decoder == "gpu" else [None]:
-                        speed, split = train(args, model, decoder, mode, share)
+                        speed, waited, split = train(args, model, decoder, mode, share)
                         what = f"trainer, {decoder} decoder{split}, {mode}"
                         emit(f"| {what} | {model} | {speed:,.0f} | {speed / bare:.2f} | "
-                             f"{speed / synthetic:.2f} |")
+                             f"{speed / synthetic:.2f} | {waited:.2f} |")
                         ratios.setdefault((what, model), []).append(speed / synthetic)
     if args.repeats > 1:
         rows.extend(["", "Each run against the trainer on synthetic input just before it:", "",
