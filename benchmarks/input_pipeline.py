@@ -77,10 +77,12 @@ def run_config(args, model: str, decoder: str | None, mode: str, share: float | 
 
 
 class WaitedBatches:
-    """A trainer's batches as it iterates them, adding up the seconds it waited for each."""
+    """A trainer's batches as it iterates them, adding up the seconds it waited for each;
+    ``delivered`` is when it got the last one."""
 
     def __init__(self, batches) -> None:
         self.batches, self.sampler, self.seconds = batches, batches.sampler, 0.0
+        self.delivered = 0.0
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -91,7 +93,8 @@ class WaitedBatches:
             while True:
                 start = time.perf_counter()
                 batch = next(batches, None)
-                self.seconds += time.perf_counter() - start
+                self.delivered = time.perf_counter()
+                self.seconds += self.delivered - start
                 if batch is None:
                     return
                 yield batch
@@ -100,18 +103,24 @@ class WaitedBatches:
 
 
 class TimedLogger(StepLogger):
-    """Records at every synchronised log point (by step count) the time and the seconds the
-    trainer had waited for batches until then (``waits``, set before training)."""
+    """Records at every synchronised log point (by step count) the time, the seconds the
+    trainer had waited for batches until then (``waits``, set before training) and the seconds
+    its thread had spent launching steps (from a batch's delivery to the step's end)."""
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
-        self.marks: dict[int, tuple[float, float]] = {}
+        self.marks: dict[int, tuple[float, float, float, int]] = {}
         self.waits: WaitedBatches | None = None
+        self.launching, self.launched = 0.0, 0
 
     def step(self, epoch, step_in_epoch, global_step, lr, loss) -> None:
+        if not self.due(step_in_epoch):  # at log points the step's end is a sync: left out
+            self.launching += time.perf_counter() - self.waits.delivered
+            self.launched += 1
         super().step(epoch, step_in_epoch, global_step, lr, loss)
         if self.due(step_in_epoch):
-            self.marks[step_in_epoch + 1] = (time.perf_counter(), self.waits.seconds)
+            self.marks[step_in_epoch + 1] = (time.perf_counter(), self.waits.seconds,
+                                             self.launching, self.launched)
 
 
 class ProfiledLogger(TimedLogger):
@@ -200,14 +209,15 @@ def trace_summary(events: list[dict], steps: int) -> str:
 
 def train(args, model: str, decoder: str | None, mode: str,
           share: float | None = None) -> tuple[float, float, str]:
-    """Training img/s over ``args.steps`` steps after ``args.warmup``, the ms per step the
-    trainer waited for batches then, and the nvjpeg share."""
+    """Training img/s over ``args.steps`` steps after ``args.warmup``; the ms per step the
+    trainer waited for batches then, and that it spent launching steps (log points left out);
+    the nvjpeg share."""
     logger, split = train_epoch(args, model, decoder, mode, share)
     release()
-    (start, waited_before), (end, waited) = (logger.marks[args.warmup],
-                                             logger.marks[args.warmup + args.steps])
-    return (args.steps * args.batch / (end - start), 1e3 * (waited - waited_before) / args.steps,
-            split)
+    first, last = logger.marks[args.warmup], logger.marks[args.warmup + args.steps]
+    launched = last[3] - first[3]
+    return (args.steps * args.batch / (last[0] - first[0]), 1e3 * (last[1] - first[1]) / args.steps,
+            1e3 * (last[2] - first[2]) / launched if launched else float("nan"), split)
 
 
 def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, str]:
@@ -433,8 +443,8 @@ def main() -> None:
             f"{args.steps} steps after {args.warmup}; tree {args.classes}x{args.per_class} JPEGs, "
             f"workers={args.workers}; {args.repeats} repeat(s)", "",
             "| input | model | img/s | vs bare loop | vs trainer on synthetic | waited for "
-            "batches, ms/step |",
-            "| --- | --- | ---: | ---: | ---: | ---: |"]
+            "batches, ms/step | launching, ms/step |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
 
     def emit(row: str) -> None:
         rows.append(row)
@@ -444,23 +454,24 @@ def main() -> None:
         for share in args.device_shares if decoder == "gpu" else [None]:
             speed, fallbacks, split = loader_only(args, decoder, share)
             emit(f"| {decoder} decoder{split}, loader only ({fallbacks} CPU fallbacks) | - | "
-                 f"{speed:,.0f} | | | |")
+                 f"{speed:,.0f} | | | | |")
     ratios: dict[tuple[str, str], list[float]] = {}
     for model in args.models:
         bare = bare_loop(args, model, args.compile_modes[0])
         emit(f"| bare PyTorch loop, synthetic, {args.compile_modes[0]} | {model} | {bare:,.0f} | "
-             "1.00 | | |")
+             "1.00 | | | |")
         for _ in range(args.repeats):
             for mode in args.compile_modes:
-                synthetic, waited, _ = train(args, model, None, mode)
+                synthetic, waited, launching, _ = train(args, model, None, mode)
                 emit(f"| trainer, synthetic, {mode} | {model} | {synthetic:,.0f} | "
-                     f"{synthetic / bare:.2f} | 1.00 | {waited:.2f} |")
+                     f"{synthetic / bare:.2f} | 1.00 | {waited:.2f} | {launching:.2f} |")
                 for decoder in args.decoders:
                     for share in args.device_shares if decoder == "gpu" else [None]:
-                        speed, waited, split = train(args, model, decoder, mode, share)
+                        speed, waited, launching, split = train(args, model, decoder, mode,
+                                                                share)
                         what = f"trainer, {decoder} decoder{split}, {mode}"
                         emit(f"| {what} | {model} | {speed:,.0f} | {speed / bare:.2f} | "
-                             f"{speed / synthetic:.2f} | {waited:.2f} |")
+                             f"{speed / synthetic:.2f} | {waited:.2f} | {launching:.2f} |")
                         ratios.setdefault((what, model), []).append(speed / synthetic)
     if args.repeats > 1:
         rows.extend(["", "Each run against the trainer on synthetic input just before it:", "",
