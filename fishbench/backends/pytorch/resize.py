@@ -28,7 +28,9 @@ from fishbench.data.decode import Crop
 HEIGHT, WIDTH = tl.constexpr(0), tl.constexpr(1)
 Y_START, Y_SCALE, X_START, X_SCALE = tl.constexpr(2), tl.constexpr(3), tl.constexpr(4), tl.constexpr(5)
 X_FIRST, X_COUNT, POSITION, FIELDS = tl.constexpr(6), tl.constexpr(7), tl.constexpr(8), tl.constexpr(9)
-ROW_BLOCK = 128
+# A program of either pass makes a block of output rows of one image: the rows pass in tiles of
+# ROWS x ROW_BLOCK source columns, the columns pass COLUMN_ROWS whole rows (one column a thread).
+ROWS, ROW_BLOCK, COLUMN_ROWS, COLUMN_WARPS = 8, 128, 8, 8
 
 
 @triton.jit
@@ -42,59 +44,74 @@ def _taps(start, scale, out_index, size):
 
 
 @triton.jit
-def _rows_kernel(pointers, geometry, mid, mid_width, BLOCK: tl.constexpr):
-    """``mid[n, c, y, j]``: output row ``y`` of image ``n`` at source column ``X_FIRST + j``."""
-    n, y, block = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    g = geometry + n * FIELDS
-    count = tl.load(g + X_COUNT).to(tl.int32)
-    if block * BLOCK >= count:  # the batch's widest image sets the grid
-        return
-    height, width = tl.load(g + HEIGHT), tl.load(g + WIDTH).to(tl.int32)
-    center, lo, hi, inv = _taps(tl.load(g + Y_START), tl.load(g + Y_SCALE), y, height)
-    plane = height.to(tl.int32) * width
-    cols = block * BLOCK + tl.arange(0, BLOCK)
-    keep = cols < count
-    image = tl.load(pointers + n).to(tl.pointer_type(tl.uint8))
-    first = image + tl.load(g + X_FIRST).to(tl.int32) + cols
-    r = tl.zeros((BLOCK,), tl.float32)
-    gr = tl.zeros((BLOCK,), tl.float32)
-    b = tl.zeros((BLOCK,), tl.float32)
-    total = 0.0
-    for row in range(lo, hi):
-        w = tl.maximum(1.0 - tl.abs((row - center + 0.5) * inv), 0.0)
-        total += w
-        at = first + row * width
-        r += w * tl.load(at, mask=keep, other=0).to(tl.float32)
-        gr += w * tl.load(at + plane, mask=keep, other=0).to(tl.float32)
-        b += w * tl.load(at + 2 * plane, mask=keep, other=0).to(tl.float32)
-    out = mid + ((n * 3) * tl.num_programs(1) + y) * mid_width + cols
-    channel = tl.num_programs(1) * mid_width
-    tl.store(out, r / total, mask=keep)
-    tl.store(out + channel, gr / total, mask=keep)
-    tl.store(out + 2 * channel, b / total, mask=keep)
+def _weight(index, center, inv, use):
+    """The filter's weight of source pixel ``index`` where ``use``, else 0 (adds nothing)."""
+    return tl.where(use, tl.maximum(1.0 - tl.abs((index - center + 0.5) * inv), 0.0), 0.0)
 
 
 @triton.jit
-def _columns_kernel(geometry, mid, mid_width, batch, size, max_taps, BLOCK: tl.constexpr):
-    """``batch[position, y, x, c]`` (uint8 NHWC) from row ``y`` of ``mid``."""
-    n, y = tl.program_id(0), tl.program_id(1)
+def _rows_kernel(pointers, geometry, mid, mid_width, size, ROWS: tl.constexpr,
+                 BLOCK: tl.constexpr):
+    """``mid[n, c, y, j]``: output row ``y`` of image ``n`` at source column ``X_FIRST + j``. A
+    program makes ``ROWS`` output rows ``y`` (past ``size - 1``: the last again, stored again),
+    ``BLOCK`` columns a step up to the image's own ``X_COUNT``; each row adds its taps in source
+    order, padded to the block's most taps with zero weights, which change no sum."""
+    n = tl.program_id(0)
     g = geometry + n * FIELDS
-    x = tl.arange(0, BLOCK)
+    height, width = tl.load(g + HEIGHT), tl.load(g + WIDTH).to(tl.int32)
+    y = tl.minimum(tl.program_id(1) * ROWS + tl.arange(0, ROWS)[:, None], size - 1)
+    center, lo, hi, inv = _taps(tl.load(g + Y_START), tl.load(g + Y_SCALE), y, height)
+    taps = tl.max(hi - lo)
+    count = tl.load(g + X_COUNT).to(tl.int32)
+    plane = height.to(tl.int32) * width
+    image = tl.load(pointers + n).to(tl.pointer_type(tl.uint8)) + tl.load(g + X_FIRST).to(tl.int32)
+    out = mid + (n * 3 * size + y) * mid_width
+    channel = size * mid_width
+    for start in range(0, count, BLOCK):
+        cols = start + tl.arange(0, BLOCK)[None, :]
+        keep = cols < count
+        r = tl.zeros((ROWS, BLOCK), tl.float32)
+        gr = tl.zeros((ROWS, BLOCK), tl.float32)
+        b = tl.zeros((ROWS, BLOCK), tl.float32)
+        total = tl.zeros((ROWS, 1), tl.float32)
+        for k in range(0, taps):
+            row = lo + k
+            use = row < hi
+            w = _weight(row, center, inv, use)
+            total += w
+            at = image + row * width + cols
+            read = keep & use
+            r += w * tl.load(at, mask=read, other=0).to(tl.float32)
+            gr += w * tl.load(at + plane, mask=read, other=0).to(tl.float32)
+            b += w * tl.load(at + 2 * plane, mask=read, other=0).to(tl.float32)
+        tl.store(out + cols, r / total, mask=keep)
+        tl.store(out + channel + cols, gr / total, mask=keep)
+        tl.store(out + 2 * channel + cols, b / total, mask=keep)
+
+
+@triton.jit
+def _columns_kernel(geometry, mid, mid_width, batch, size, max_taps, ROWS: tl.constexpr,
+                    BLOCK: tl.constexpr):
+    """``batch[position, y, x, c]`` (uint8 NHWC) from rows ``y`` of ``mid``, ``ROWS`` rows a
+    program (past ``size - 1``: the last again), which share the columns' taps and weights."""
+    n = tl.program_id(0)
+    g = geometry + n * FIELDS
+    y = tl.minimum(tl.program_id(1) * ROWS + tl.arange(0, ROWS)[:, None], size - 1)
+    x = tl.arange(0, BLOCK)[None, :]
     inside = x < size
     center, lo, hi, inv = _taps(tl.load(g + X_START), tl.load(g + X_SCALE), x, tl.load(g + WIDTH))
-    first = tl.load(g + X_FIRST).to(tl.int32)
-    row = mid + (n * 3 * size + y) * mid_width
+    row = mid + (n * 3 * size + y) * mid_width - tl.load(g + X_FIRST).to(tl.int32)
     channel = size * mid_width
-    r = tl.zeros((BLOCK,), tl.float32)
-    gr = tl.zeros((BLOCK,), tl.float32)
-    b = tl.zeros((BLOCK,), tl.float32)
-    total = tl.zeros((BLOCK,), tl.float32)
+    r = tl.zeros((ROWS, BLOCK), tl.float32)
+    gr = tl.zeros((ROWS, BLOCK), tl.float32)
+    b = tl.zeros((ROWS, BLOCK), tl.float32)
+    total = tl.zeros((1, BLOCK), tl.float32)
     for k in range(0, max_taps):
         col = lo + k
         use = inside & (col < hi)
-        w = tl.where(use, tl.maximum(1.0 - tl.abs((col - center + 0.5) * inv), 0.0), 0.0)
+        w = _weight(col, center, inv, use)
         total += w
-        at = row + col - first
+        at = row + col
         r += w * tl.load(at, mask=use, other=0.0)
         gr += w * tl.load(at + channel, mask=use, other=0.0)
         b += w * tl.load(at + 2 * channel, mask=use, other=0.0)
@@ -152,7 +169,8 @@ def crop_resize_into(batch: torch.Tensor, images: list[torch.Tensor], crops: lis
     pointers, geometry = (t.to(device, non_blocking=True)
                           for t in (pointers, torch.from_numpy(table)))
     mid = torch.empty((len(images), 3, size, widest), dtype=torch.float32, device=device)
-    _rows_kernel[(len(images), size, triton.cdiv(widest, ROW_BLOCK))](
-        pointers, geometry, mid, widest, BLOCK=ROW_BLOCK)
-    _columns_kernel[(len(images), size)](geometry, mid, widest, batch, size, taps,
-                                         BLOCK=triton.next_power_of_2(size))
+    _rows_kernel[(len(images), triton.cdiv(size, ROWS))](
+        pointers, geometry, mid, widest, size, ROWS=ROWS, BLOCK=ROW_BLOCK)
+    _columns_kernel[(len(images), triton.cdiv(size, COLUMN_ROWS))](
+        geometry, mid, widest, batch, size, taps, ROWS=COLUMN_ROWS,
+        BLOCK=triton.next_power_of_2(size), num_warps=COLUMN_WARPS)
