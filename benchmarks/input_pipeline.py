@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from fishbench.backends.pytorch import loader as torch_loader
+from fishbench.backends.pytorch import trainer as torch_trainer
 from fishbench.backends.pytorch.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.backends.pytorch.trainer import TorchTrainer
@@ -36,6 +38,8 @@ from fishbench.data.spec import load_data_spec
 from fishbench.engine import Progress, StepLogger
 from fishbench.schedule import lr_per_step
 
+# --high-priority: (the trainer's TRAIN_STREAM_PRIORITY, the loader's PIPELINE_STREAM_PRIORITY)
+PRIORITIES = {"train": (-1, 0), "pipeline": (0, -1)}
 CUDA = torch.cuda.is_available()  # elsewhere a dry run of the script on the CPU, uncompiled
 DEVICE = torch.device("cuda" if CUDA else "cpu")
 
@@ -414,6 +418,8 @@ def main() -> None:
                         help="end-to-end runs of each configuration, each after a synthetic one")
     parser.add_argument("--compile-modes", nargs="+", default=["default"],
                         choices=COMPILE_MODES, help="backend.compile_mode values")
+    parser.add_argument("--high-priority", nargs="+", default=["train"],
+                        choices=list(PRIORITIES), help="whose CUDA stream has the high priority")
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument("--check", action="store_true",
                         help="only compare the gpu engine's batches with the cpu engine's "
@@ -461,15 +467,18 @@ def main() -> None:
         emit(f"| bare PyTorch loop, synthetic, {args.compile_modes[0]} | {model} | {bare:,.0f} | "
              "1.00 | | | |")
         for _ in range(args.repeats):
-            for mode in args.compile_modes:
+            for mode, high in [(m, h) for m in args.compile_modes for h in args.high_priority]:
+                torch_trainer.TRAIN_STREAM_PRIORITY, torch_loader.PIPELINE_STREAM_PRIORITY = (
+                    PRIORITIES[high])
+                label = f"{mode}, {high} stream high" if len(args.high_priority) > 1 else mode
                 synthetic, waited, launching, _ = train(args, model, None, mode)
-                emit(f"| trainer, synthetic, {mode} | {model} | {synthetic:,.0f} | "
+                emit(f"| trainer, synthetic, {label} | {model} | {synthetic:,.0f} | "
                      f"{synthetic / bare:.2f} | 1.00 | {waited:.2f} | {launching:.2f} |")
                 for decoder in args.decoders:
                     for share in args.device_shares if decoder == "gpu" else [None]:
                         speed, waited, launching, split = train(args, model, decoder, mode,
                                                                 share)
-                        what = f"trainer, {decoder} decoder{split}, {mode}"
+                        what = f"trainer, {decoder} decoder{split}, {label}"
                         emit(f"| {what} | {model} | {speed:,.0f} | {speed / bare:.2f} | "
                              f"{speed / synthetic:.2f} | {waited:.2f} | {launching:.2f} |")
                         ratios.setdefault((what, model), []).append(speed / synthetic)

@@ -31,6 +31,7 @@ from fishbench.errors import DataError
 
 log = logging.getLogger("fishbench")
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (float, normalised, on the device), labels
+PIPELINE_STREAM_PRIORITY = 0  # the prefetch threads' CUDA streams (0: the default, lowest)
 
 
 class PlanDataset(Dataset):
@@ -260,7 +261,8 @@ class Prefetcher:
         self.thread.start()
 
     def _run(self) -> None:
-        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        stream = (torch.cuda.Stream(self.device, priority=PIPELINE_STREAM_PRIORITY)
+                  if self.device.type == "cuda" else None)
         try:
             with torch.cuda.stream(stream):  # no stream: a no-op
                 for item in self.items:

@@ -166,7 +166,9 @@ def crop_resize_into(batch: torch.Tensor, images: list[torch.Tensor], crops: lis
     table, widest, taps = geometry_of(crops, sizes, positions)
     device = batch.device
     pointers = torch.tensor([image.data_ptr() for image in images], dtype=torch.int64)
-    pointers, geometry = (t.to(device, non_blocking=True)
+    # from pinned memory the copies are queued; from pageable memory they would first wait for
+    # the stream's earlier work, blocking this thread
+    pointers, geometry = ((t.pin_memory() if device.type == "cuda" else t).to(device, non_blocking=True)
                           for t in (pointers, torch.from_numpy(table)))
     mid = torch.empty((len(images), 3, size, widest), dtype=torch.float32, device=device)
     _rows_kernel[(len(images), triton.cdiv(size, ROWS))](
