@@ -135,9 +135,10 @@ class DeviceDecoder:
     ``decode_jpeg`` runs on a stream of its own that never gets a kernel (pytorch/vision#9606:
     the decoder allocates its outputs on the caller's stream but writes them from a private
     stream that does not wait for the caller's, so on a busy stream it can be handed a block that
-    queued kernels still read). The decoded images are used on the current stream, which waits
-    for the decode, and are ``record_stream``-ed there, so their blocks return to the decode
-    stream only after that use. The call blocks until the decode has finished."""
+    queued kernels still read). The caller's stream waits for the decode; the images are used on
+    the stream that crops them, where the :class:`Prefetcher` handing them over
+    ``record_stream``-s them, so their blocks return to the decode stream only after that use.
+    The call blocks until the decode has finished."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -158,8 +159,6 @@ class DeviceDecoder:
                         err, len(batch.crops))
             return None
         current.wait_stream(self.stream)
-        for image in decoded:
-            image.record_stream(current)
         return decoded
 
     def fill(self, up: "Uploaded") -> None:
