@@ -6,6 +6,9 @@ the loader alone (no model, batches on the device, normalised) and end-to-end tr
 each model with fishbench's trainer, next to the same trainer on synthetic input and a bare
 PyTorch loop of the same model, precision, layout and batch (synthetic input, compiled). Each
 figure is the wall time of ``--steps`` steps after ``--warmup`` steps, the device synchronised.
+Every end-to-end run follows a run on synthetic input (``--repeats`` pairs), its ratio taken
+against that one; each training row also says how long per step the training thread waited for
+its batches and spent launching the step (a starved trainer or a slowed one).
 
     python benchmarks/input_pipeline.py --source ../shared/data/imagenet-sample --root /tmp/tree
 """
@@ -212,7 +215,7 @@ def trace_summary(events: list[dict], steps: int) -> str:
 
 
 def train(args, model: str, decoder: str | None, mode: str,
-          share: float | None = None) -> tuple[float, float, str]:
+          share: float | None = None) -> tuple[float, float, float, str]:
     """Training img/s over ``args.steps`` steps after ``args.warmup``; the ms per step the
     trainer waited for batches then, and that it spent launching steps (log points left out);
     the nvjpeg share."""
