@@ -187,7 +187,7 @@ def trace_summary(events: list[dict], steps: int) -> str:
     """Per CUDA stream of a Chrome trace: kernels (and copies) and busy ms per step; for the
     busiest stream (training) its idle ms per step, split into gaps before a kernel the host had
     not launched yet (the host was late) and gaps after one it had (the GPU's own latency, or a
-    wait on another stream)."""
+    wait on another stream); then :func:`slowest_api_calls`."""
     work = [e for e in events if e.get("ph") == "X"
             and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")]
     launches = {e["args"]["correlation"]: e for e in events
@@ -211,7 +211,22 @@ def trace_summary(events: list[dict], steps: int) -> str:
         late, waiting = late + host_late, waiting + gap - host_late
     lines.append(f"training stream idle per step: {late / 1e3 / steps:.2f} ms before kernels not "
                  f"yet launched, {waiting / 1e3 / steps:.2f} ms after launched ones")
-    return "\n".join(lines)
+    return "\n".join(lines + slowest_api_calls(events, steps))
+
+
+def slowest_api_calls(events: list[dict], steps: int, top: int = 6) -> list[str]:
+    """The CUDA runtime and driver calls that held their threads longest (ms per step, summed
+    per thread and call): a synchronising call in a prefetch thread shows up here."""
+    names = {e["tid"]: e["args"]["name"] for e in events
+             if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    totals: dict[tuple[object, str], float] = {}
+    for e in events:
+        if e.get("ph") == "X" and e.get("cat") in ("cuda_runtime", "cuda_driver"):
+            key = (e.get("tid"), e["name"])
+            totals[key] = totals.get(key, 0.0) + e["dur"]
+    slowest = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    return [f"thread {names.get(tid, tid)}: {name} {total / 1e3 / steps:.2f} ms per step"
+            for (tid, name), total in slowest]
 
 
 def train(args, model: str, decoder: str | None, mode: str,

@@ -62,14 +62,23 @@ def test_trace_summary_splits_the_training_streams_idle_time() -> None:
 
     def launch(ts: float, correlation: int) -> dict:
         return {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": ts,
-                "dur": 5.0, "args": {"correlation": correlation}}
+                "dur": 5.0, "tid": 1, "args": {"correlation": correlation}}
+
+    def sync(ts: float, dur: float) -> dict:
+        return {"ph": "X", "cat": "cuda_runtime", "name": "cudaStreamSynchronize", "ts": ts,
+                "dur": dur, "tid": 2, "args": {}}
 
     # Training stream 7: kernel 2 starts 100 us after kernel 1 ends and was launched 60 us after
     # that end (60 late, 40 waiting); kernel 3, launched early, starts 40 us after kernel 2 ends.
     events = [kernel(7, 0, 1000, 1), launch(0, 1), kernel(7, 1100, 500, 2), launch(1055, 2),
-              kernel(7, 1640, 500, 3), launch(900, 3), kernel(9, 200, 300, 4), launch(150, 4)]
+              kernel(7, 1640, 500, 3), launch(900, 3), kernel(9, 200, 300, 4), launch(150, 4),
+              sync(100, 700), sync(1200, 600),
+              {"ph": "M", "name": "thread_name", "tid": 2, "args": {"name": "fishbench-prefetch"}}]
     assert trace_summary(events, steps=1).splitlines() == [
         "stream 7: 3 kernels, 2.00 ms busy per step",
         "stream 9: 1 kernels, 0.30 ms busy per step",
         "training stream idle per step: 0.06 ms before kernels not yet launched, 0.08 ms after "
-        "launched ones"]
+        "launched ones",
+        # the API calls by time held, summed per thread: the prefetch thread's two syncs first
+        "thread fishbench-prefetch: cudaStreamSynchronize 1.30 ms per step",
+        "thread 1: cudaLaunchKernel 0.02 ms per step"]
