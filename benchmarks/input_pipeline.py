@@ -63,7 +63,8 @@ def build_tree(source: Path, root: Path, classes: int, per_class: int, val_per_c
     return root
 
 
-def run_config(args, model: str, decoder: str | None, mode: str, share: float | None = None):
+def run_config(args, model: str, decoder: str | None, share: float | None = None,
+               mode: str = "default"):
     """The run's config: bf16, channels_last, compiled in ``mode``, on the GPU; ``decoder`` None
     is synthetic input; ``share`` the gpu decoder's ``dataset.gpu_decode_share`` (None: default)."""
     steps = args.warmup + args.steps
@@ -95,18 +96,12 @@ class WaitedBatches:
         return len(self.batches)
 
     def __iter__(self):
-        batches = iter(self.batches)
-        try:
-            while True:
-                start = time.perf_counter()
-                batch = next(batches, None)
-                self.delivered = time.perf_counter()
-                self.seconds += self.delivered - start
-                if batch is None:
-                    return
-                yield batch
-        finally:
-            getattr(batches, "close", lambda: None)()
+        start = time.perf_counter()
+        for batch in self.batches:
+            self.delivered = time.perf_counter()
+            self.seconds += self.delivered - start
+            yield batch
+            start = time.perf_counter()
 
 
 class TimedLogger(StepLogger):
@@ -146,7 +141,7 @@ def train_epoch(args, model: str, decoder: str | None, mode: str, share: float |
                 make_logger: Callable[..., TimedLogger] = TimedLogger) -> tuple[TimedLogger, str]:
     """One epoch of fishbench's trainer (``release()`` its memory afterwards): its logger and
     how the gpu decoder split the files (:func:`nvjpeg_share`)."""
-    cfg = run_config(args, model, decoder, mode, share)
+    cfg = run_config(args, model, decoder, share, mode)
     spec = load_data_spec(cfg)
     cfg.model.num_classes = spec.num_classes
     trainer = TorchTrainer(cfg, spec)
@@ -190,9 +185,8 @@ def trace_summary(events: list[dict], steps: int) -> str:
     wait on another stream); then :func:`slowest_api_calls`."""
     work = [e for e in events if e.get("ph") == "X"
             and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")]
-    launches = {e["args"]["correlation"]: e for e in events
-                if e.get("ph") == "X" and e.get("cat") in ("cuda_runtime", "cuda_driver")
-                and "correlation" in e.get("args", {})}
+    launches = {e["args"]["correlation"]: e for e in api_calls(events)
+                if "correlation" in e.get("args", {})}
     streams: dict[int, list[dict]] = {}
     for e in sorted(work, key=lambda e: e["ts"]):
         streams.setdefault(e["args"]["stream"], []).append(e)
@@ -214,16 +208,20 @@ def trace_summary(events: list[dict], steps: int) -> str:
     return "\n".join(lines + slowest_api_calls(events, steps))
 
 
+def api_calls(events: list[dict]) -> list[dict]:
+    """The trace's CUDA runtime and driver calls (host side)."""
+    return [e for e in events if e.get("ph") == "X" and e.get("cat") in ("cuda_runtime", "cuda_driver")]
+
+
 def slowest_api_calls(events: list[dict], steps: int, top: int = 6) -> list[str]:
     """The CUDA runtime and driver calls that held their threads longest (ms per step, summed
     per thread and call): a synchronising call in a prefetch thread shows up here."""
     names = {e["tid"]: e["args"]["name"] for e in events
              if e.get("ph") == "M" and e.get("name") == "thread_name"}
     totals: dict[tuple[object, str], float] = {}
-    for e in events:
-        if e.get("ph") == "X" and e.get("cat") in ("cuda_runtime", "cuda_driver"):
-            key = (e.get("tid"), e["name"])
-            totals[key] = totals.get(key, 0.0) + e["dur"]
+    for e in api_calls(events):
+        key = (e.get("tid"), e["name"])
+        totals[key] = totals.get(key, 0.0) + e["dur"]
     slowest = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
     return [f"thread {names.get(tid, tid)}: {name} {total / 1e3 / steps:.2f} ms per step"
             for (tid, name), total in slowest]
@@ -245,7 +243,7 @@ def train(args, model: str, decoder: str | None, mode: str,
 def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, str]:
     """Batches of the train split on the device (decoded, cropped, jittered, normalised); the
     CPU fallbacks and the nvjpeg share."""
-    cfg = run_config(args, "resnet50", decoder, args.compile_modes[0], share)
+    cfg = run_config(args, "resnet50", decoder, share)
     spec = load_data_spec(cfg)
     train_batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
                                      DEVICE, spec.decoder, torch.channels_last, BadFiles())
@@ -310,7 +308,7 @@ def check_stage(args) -> None:
     from fishbench.backends.pytorch.augment import FloatStage
     from fishbench.data.plan import AugmentPlan
 
-    spec = load_data_spec(run_config(args, "resnet50", "cpu", "default"))
+    spec = load_data_spec(run_config(args, "resnet50", "cpu"))
     t = spec.train_transform
     plan = AugmentPlan(0, t)
     aug = torch.from_numpy(np.stack([plan.sample(0, f).vector() for f in range(args.batch)]))
@@ -345,7 +343,7 @@ def check_decoders(args) -> None:
     recycled under queued work (pytorch/vision#9606). Prints per batch the mean and max pixel
     difference (normalised units: one 8-bit level is 0.017) and the loss; stops on a batch whose
     mean difference or loss says the memory was corrupted."""
-    cfg = run_config(args, "resnet50", "cpu", "default")
+    cfg = run_config(args, "resnet50", "cpu")
     spec = load_data_spec(cfg)
     loaders = {decoder: build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
                                       DEVICE, decoder, torch.channels_last, BadFiles())
@@ -383,7 +381,7 @@ def time_crop_resize(args) -> None:
     from fishbench.data.decode import SampleSource
     from fishbench.data.plan import AugmentPlan
 
-    spec = load_data_spec(run_config(args, "resnet50", "gpu", "default", 1.0))
+    spec = load_data_spec(run_config(args, "resnet50", "gpu", 1.0))
     source = SampleSource(spec.train, "skip", AugmentPlan(0, spec.train_transform), None, 1.0)
     samples = [s for s in (source.read(0, p) for p in range(args.batch)) if s.encoded]
     images = decode_jpeg([torch.from_numpy(s.pixels) for s in samples], mode=ImageReadMode.RGB,
