@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 
 from fishbench.backends.pytorch import loader as torch_loader
 from fishbench.backends.pytorch import trainer as torch_trainer
+from fishbench.backends.pytorch.device import prepare_cuda
 from fishbench.backends.pytorch.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.backends.pytorch.trainer import TorchTrainer
@@ -446,6 +447,7 @@ def main() -> None:
     parser.add_argument("--trace", type=Path,
                         help="with --profile: also write the profile's timeline (Chrome trace)")
     args = parser.parse_args()
+    prepare_cuda()  # as a run does before its first CUDA context
     args.workers = args.workers if args.workers == "auto" else int(args.workers)
     logging.basicConfig(level=logging.WARNING)
     build_tree(args.source, args.root, args.classes, args.per_class)

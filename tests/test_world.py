@@ -94,6 +94,7 @@ def test_more_processes_than_gpus_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     from fishbench.config import DeviceConfig
     from fishbench.errors import DeviceError
 
+    monkeypatch.delenv("CUDA_DEVICE_MAX_CONNECTIONS", raising=False)  # check_device sets it
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     check_device(DeviceConfig(name="gpu"), 1)
@@ -101,6 +102,26 @@ def test_more_processes_than_gpus_is_refused(monkeypatch: pytest.MonkeyPatch) ->
         check_device(DeviceConfig(name="gpu"), 2)
     with pytest.raises(DeviceError, match="device.id=3"):
         check_device(DeviceConfig(name="gpu", id=3), 1)
+
+
+def test_gpu_runs_get_32_cuda_queues_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set before the CUDA context (which reads it): the input pipeline's streams then do not
+    share hardware queues with the training stream. A worker started later inherits it."""
+    import torch
+
+    from fishbench.backends.pytorch.device import check_device
+    from fishbench.config import DeviceConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("CUDA_DEVICE_MAX_CONNECTIONS", raising=False)
+    check_device(DeviceConfig(name="cpu"), 1)
+    assert "CUDA_DEVICE_MAX_CONNECTIONS" not in os.environ
+    check_device(DeviceConfig(name="gpu"), 1)
+    assert os.environ["CUDA_DEVICE_MAX_CONNECTIONS"] == "32"
+    monkeypatch.setenv("CUDA_DEVICE_MAX_CONNECTIONS", "8")
+    check_device(DeviceConfig(name="gpu"), 1)
+    assert os.environ["CUDA_DEVICE_MAX_CONNECTIONS"] == "8"
 
 
 SLURM_TASK = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "77", "SLURM_NTASKS": "4",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import torch
 
@@ -10,6 +11,11 @@ from fishbench.config import DeviceConfig
 from fishbench.errors import DeviceError
 
 DIST_BACKENDS = {"cpu": "gloo", "gpu": "nccl", "ascend": "hccl"}
+# What CUDA reads when a process creates its context; a value in the environment wins. 32 hardware
+# work queues (CUDA's default is 8): the input pipeline's streams (nvjpeg alone uses 14) then do
+# not share a queue with the training stream, where their copies and kernels wait behind the
+# training step already queued.
+CUDA_ENVIRONMENT = {"CUDA_DEVICE_MAX_CONNECTIONS": "32"}
 
 
 def import_torch_npu() -> None:
@@ -27,10 +33,12 @@ def import_torch_npu() -> None:
 
 def check_device(device: DeviceConfig, processes: int = 1) -> None:
     """Stop when the device's runtime is missing or the node has fewer cards than ``processes``
-    (one process per card; CPU processes share the host's cores). Creates no device context."""
+    (one process per card; CPU processes share the host's cores). Creates no device context;
+    on CUDA it sets :data:`CUDA_ENVIRONMENT` for the context to come (:func:`prepare_cuda`)."""
     if device.name == "cpu":
         return
     if device.name == "gpu":
+        prepare_cuda()
         if not torch.cuda.is_available():
             raise DeviceError(
                 f"device=gpu, but PyTorch sees no CUDA GPU (torch {torch.__version__}, built for "
@@ -51,6 +59,13 @@ def check_device(device: DeviceConfig, processes: int = 1) -> None:
             f"device.id={device.id}), but this host has {count}. Use fewer processes per node or "
             "another device.id (one process per device)."
         )
+
+
+def prepare_cuda() -> None:
+    """Put :data:`CUDA_ENVIRONMENT` in this process's environment (where the user has not set
+    the variable); call it before the process's first CUDA context."""
+    for key, value in CUDA_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 
 
 def select_device(device: DeviceConfig, local_rank: int = 0, world_size: int = 1) -> torch.device:

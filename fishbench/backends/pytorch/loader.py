@@ -138,12 +138,17 @@ class DeviceDecoder:
     queued kernels still read). The caller's stream waits for the decode; the images are used on
     the stream that crops them, where the :class:`Prefetcher` handing them over
     ``record_stream``-s them, so their blocks return to the decode stream only after that use.
-    The call blocks until the decode has finished."""
+    The call blocks until the decode has finished.
+
+    nvjpeg copies each file to the device on its own: the files are first copied, in one piece,
+    into pinned memory (:meth:`_staged`), so that those copies are DMA; from pageable memory the
+    driver stages each one through a buffer of its own on the decoding thread."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.cpu_fallbacks = 0
         self.stream = torch.cuda.Stream(device)
+        self.pinned = [torch.empty(0, dtype=torch.uint8) for _ in range(2)]
 
     def decode(self, batch: HostBatch) -> list[torch.Tensor] | None:
         """The encoded samples as uint8 CHW images on the device; None when nvjpeg refused."""
@@ -152,8 +157,8 @@ class DeviceDecoder:
         current = torch.cuda.current_stream(self.device)
         try:
             with torch.cuda.stream(self.stream):
-                decoded = decode_jpeg(self._files(batch), mode=ImageReadMode.RGB,
-                                      device=self.device)
+                decoded = decode_jpeg(self._files(self._staged(batch.encoded), batch.encoded_ends),
+                                      mode=ImageReadMode.RGB, device=self.device)
         except RuntimeError as err:
             log.warning("nvjpeg refused a batch (%s); decoding its %d JPEGs on the CPU",
                         err, len(batch.crops))
@@ -165,11 +170,20 @@ class DeviceDecoder:
         """Complete ``up.pixels`` with the encoded samples' crops (see :func:`fill_encoded`)."""
         host = up.host
         fill_encoded(up.pixels, host.crops, host.encoded_at, up.decoded,
-                     lambda: self._on_cpu(self._files(host), host.crops))
+                     lambda: self._on_cpu(self._files(host.encoded, host.encoded_ends), host.crops))
+
+    def _staged(self, encoded: torch.Tensor) -> torch.Tensor:
+        """``encoded`` copied into the older of two pinned buffers (grown as needed; two, so that
+        a decode never reads a buffer the next one is filling)."""
+        self.pinned.reverse()
+        if self.pinned[0].numel() < encoded.numel():
+            self.pinned[0] = torch.empty(encoded.numel() * 5 // 4, dtype=torch.uint8,
+                                         pin_memory=True)
+        return self.pinned[0][:encoded.numel()].copy_(encoded)
 
     @staticmethod
-    def _files(batch: HostBatch) -> list[torch.Tensor]:
-        return list(batch.encoded.tensor_split(batch.encoded_ends[:-1]))
+    def _files(encoded: torch.Tensor, ends: list[int]) -> list[torch.Tensor]:
+        return list(encoded.tensor_split(ends[:-1]))
 
     def _on_cpu(self, files: list[torch.Tensor], crops: list[Crop]) -> np.ndarray:
         self.cpu_fallbacks += len(files)
