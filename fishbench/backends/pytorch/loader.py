@@ -173,8 +173,9 @@ class DeviceDecoder:
                      lambda: self._on_cpu(self._files(host.encoded, host.encoded_ends), host.crops))
 
     def _staged(self, encoded: torch.Tensor) -> torch.Tensor:
-        """``encoded`` copied into the older of two pinned buffers (grown as needed; two, so that
-        a decode never reads a buffer the next one is filling)."""
+        """``encoded`` copied into the older of two pinned buffers, grown as needed. Two, because
+        the copies run on nvjpeg's own streams while the call waits for torchvision's: a buffer is
+        refilled only a whole decode after its own."""
         self.pinned.reverse()
         if self.pinned[0].numel() < encoded.numel():
             self.pinned[0] = torch.empty(encoded.numel() * 5 // 4, dtype=torch.uint8,
