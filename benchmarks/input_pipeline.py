@@ -481,11 +481,12 @@ def main() -> None:
                  f"{speed:,.0f} | | | | |")
     ratios: dict[tuple[str, str], list[float]] = {}
     for model in args.models:
-        bare = bare_loop(args, model, args.compile_modes[0])
-        emit(f"| bare PyTorch loop, synthetic, {args.compile_modes[0]} | {model} | {bare:,.0f} | "
-             "1.00 | | | |")
+        bares = {mode: bare_loop(args, model, mode) for mode in args.compile_modes}
+        for mode, bare in bares.items():
+            emit(f"| bare PyTorch loop, synthetic, {mode} | {model} | {bare:,.0f} | 1.00 | | | |")
         for _ in range(args.repeats):
             for mode, high in [(m, h) for m in args.compile_modes for h in args.high_priority]:
+                bare = bares[mode]
                 torch_trainer.TRAIN_STREAM_PRIORITY, torch_loader.PIPELINE_STREAM_PRIORITY = (
                     PRIORITIES[high])
                 label = f"{mode}, {high} stream high" if len(args.high_priority) > 1 else mode

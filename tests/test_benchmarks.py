@@ -13,6 +13,9 @@ import pytest
 from conftest import IMAGENET_SAMPLE, REPO
 
 
+MODES = ("default", "reduce-overhead")  # on the CPU uncompiled: two labels, two bare loops
+
+
 @pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")
 def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> None:
     out = tmp_path / "table.md"
@@ -20,7 +23,8 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
         [sys.executable, "benchmarks/input_pipeline.py", "--source", str(IMAGENET_SAMPLE),
          "--root", str(tmp_path / "tree"), "--classes", "2", "--per-class", "8", "--batch", "4",
          "--steps", "2", "--warmup", "2", "--decoders", "cpu", "--models", "resnet50",
-         "--workers", "0", "--repeats", "2", "--out", str(out)],
+         "--workers", "0", "--repeats", "2", "--compile-modes", "default", "reduce-overhead",
+         "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "tree" / "train").glob("c*/*.JPEG"))) == 16
@@ -35,22 +39,23 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
             means[cells[0]] = (float(cells[2]), [float(r) for r in cells[3].split(", ")])
     assert {k: len(v) for k, v in runs.items()} == {
         "cpu decoder, loader only (0 CPU fallbacks)": 1,
-        "bare PyTorch loop, synthetic, default": 1, "trainer, synthetic, default": 2,
-        "trainer, cpu decoder, default": 2}
+        **{f"bare PyTorch loop, synthetic, {mode}": 1 for mode in MODES},
+        **{f"trainer, {what}, {mode}": 2 for what in ("synthetic", "cpu decoder") for mode in MODES}}
     assert all(speed > 0 for rs in runs.values() for speed, *_ in rs)
-    bare = runs["bare PyTorch loop, synthetic, default"][0][0]
-    for speed, vs_bare, _, waited, launching in runs["trainer, cpu decoder, default"]:
-        # the two timed steps of 4 images take 2 * 1000 * 4 / speed ms (speed rounded): the
-        # waits for their batches (with workers=0 the reading and decoding itself) and the
-        # launching of the first (the second ends at a log point, left out)
-        assert 0 < waited and 0 < launching and 2 * waited + launching < 2 * 1000 * 4 / (speed - 0.5)
-        # the ratio columns come from the unrounded speeds: within the rounding of the shown ones
-        assert (speed - 0.5) / (bare + 0.5) - 0.005 <= vs_bare <= (speed + 0.5) / (bare - 0.5) + 0.005
-    # the summary: each run against the synthetic run just before it, and their mean
-    mean, paired = means["trainer, cpu decoder, default"]
-    assert paired == [vs_syn for _, _, vs_syn, _, _ in runs["trainer, cpu decoder, default"]]
-    assert abs(mean - sum(paired) / 2) <= 0.006
-
+    for mode in MODES:
+        # each mode's rows against the bare loop compiled in that mode
+        bare = runs[f"bare PyTorch loop, synthetic, {mode}"][0][0]
+        for speed, vs_bare, _, waited, launching in runs[f"trainer, cpu decoder, {mode}"]:
+            # the two timed steps of 4 images take 2 * 1000 * 4 / speed ms (speed rounded): the
+            # waits for their batches (with workers=0 the reading and decoding itself) and the
+            # launching of the first (the second ends at a log point, left out)
+            assert 0 < waited and 0 < launching and 2 * waited + launching < 2 * 1000 * 4 / (speed - 0.5)
+            # the ratio columns come from the unrounded speeds: within the rounding of the shown ones
+            assert (speed - 0.5) / (bare + 0.5) - 0.005 <= vs_bare <= (speed + 0.5) / (bare - 0.5) + 0.005
+        # the summary: each run against the synthetic run just before it, and their mean
+        mean, paired = means[f"trainer, cpu decoder, {mode}"]
+        assert paired == [vs_syn for _, _, vs_syn, _, _ in runs[f"trainer, cpu decoder, {mode}"]]
+        assert abs(mean - sum(paired) / 2) <= 0.006
 
 def test_trace_summary_splits_the_training_streams_idle_time() -> None:
     sys.path.insert(0, str(REPO / "benchmarks"))
