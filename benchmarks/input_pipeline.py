@@ -8,7 +8,9 @@ PyTorch loop of the same model, precision, layout and batch (synthetic input, co
 figure is the wall time of ``--steps`` steps after ``--warmup`` steps, the device synchronised.
 Every end-to-end run follows a run on synthetic input (``--repeats`` pairs), its ratio taken
 against that one; each training row also says how long per step the training thread waited for
-its batches and spent launching the step (a starved trainer or a slowed one).
+its batches and spent launching the step (a starved trainer or a slowed one). ``--beside``
+adds runs on synthetic input with a load running beside them (:mod:`load_beside`): what slows
+the training thread.
 
     python benchmarks/input_pipeline.py --source ../shared/data/imagenet-sample --root /tmp/tree
 """
@@ -41,6 +43,7 @@ from fishbench.data.decode import BadFiles
 from fishbench.data.spec import load_data_spec
 from fishbench.engine import Progress, StepLogger
 from fishbench.schedule import lr_per_step
+import load_beside
 
 # --high-priority: (the trainer's TRAIN_STREAM_PRIORITY, the loader's PIPELINE_STREAM_PRIORITY)
 PRIORITIES = {"train": (-1, 0), "pipeline": (0, -1)}
@@ -437,6 +440,12 @@ def main() -> None:
                         choices=COMPILE_MODES, help="backend.compile_mode values")
     parser.add_argument("--high-priority", nargs="+", default=["train"],
                         choices=list(PRIORITIES), help="whose CUDA stream has the high priority")
+    parser.add_argument("--beside", nargs="+", default=[], choices=load_beside.LOADS,
+                        help="also train on synthetic input with this load beside (after each "
+                             "synthetic run): see benchmarks/load_beside.py")
+    parser.add_argument("--beside-processes", type=int,
+                        default=max(len(os.sched_getaffinity(0)) - 2, 1),
+                        help="processes of a cpu or memory load (default: the cores less two)")
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument("--check", action="store_true",
                         help="only compare the gpu engine's batches with the cpu engine's "
@@ -480,6 +489,15 @@ def main() -> None:
             emit(f"| {decoder} decoder{split}, loader only ({fallbacks} CPU fallbacks) | - | "
                  f"{speed:,.0f} | | | | |")
     ratios: dict[tuple[str, str], list[float]] = {}
+
+    def emit_against(what: str, model: str, bare: float, synthetic: float,
+                     run: tuple[float, float, float, str]) -> None:
+        """A training run's row, against the bare loop and the synthetic run before it."""
+        speed, waited, launching, _ = run
+        emit(f"| {what} | {model} | {speed:,.0f} | {speed / bare:.2f} | "
+             f"{speed / synthetic:.2f} | {waited:.2f} | {launching:.2f} |")
+        ratios.setdefault((what, model), []).append(speed / synthetic)
+
     for model in args.models:
         bares = {mode: bare_loop(args, model, mode) for mode in args.compile_modes}
         for mode, bare in bares.items():
@@ -493,14 +511,17 @@ def main() -> None:
                 synthetic, waited, launching, _ = train(args, model, None, mode)
                 emit(f"| trainer, synthetic, {label} | {model} | {synthetic:,.0f} | "
                      f"{synthetic / bare:.2f} | 1.00 | {waited:.2f} | {launching:.2f} |")
+                for load in args.beside:
+                    with load_beside.load_beside(load, args.beside_processes):
+                        run = train(args, model, None, mode)
+                    beside = load_beside.label(load, args.beside_processes)
+                    emit_against(f"trainer, synthetic, {label}, beside {beside}", model, bare,
+                                 synthetic, run)
                 for decoder in args.decoders:
                     for share in args.device_shares if decoder == "gpu" else [None]:
-                        speed, waited, launching, split = train(args, model, decoder, mode,
-                                                                share)
-                        what = f"trainer, {decoder} decoder{split}, {label}"
-                        emit(f"| {what} | {model} | {speed:,.0f} | {speed / bare:.2f} | "
-                             f"{speed / synthetic:.2f} | {waited:.2f} | {launching:.2f} |")
-                        ratios.setdefault((what, model), []).append(speed / synthetic)
+                        run = train(args, model, decoder, mode, share)
+                        emit_against(f"trainer, {decoder} decoder{run[3]}, {label}", model,
+                                     bare, synthetic, run)
     if args.repeats > 1:
         rows.extend(["", "Each run against the trainer on synthetic input just before it:", "",
                      "| input | model | mean | runs |", "| --- | --- | ---: | --- |"])

@@ -14,6 +14,10 @@ from conftest import IMAGENET_SAMPLE, REPO
 
 
 MODES = ("default", "reduce-overhead")  # on the CPU uncompiled: two labels, two bare loops
+sys.path.insert(0, str(REPO / "benchmarks"))
+from load_beside import PROCESS_CODE  # noqa: E402
+
+MEMORY_LOAD = PROCESS_CODE["memory"]
 
 
 @pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")
@@ -24,23 +28,33 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
          "--root", str(tmp_path / "tree"), "--classes", "2", "--per-class", "8", "--batch", "4",
          "--steps", "2", "--warmup", "2", "--decoders", "cpu", "--models", "resnet50",
          "--workers", "0", "--repeats", "2", "--compile-modes", "default", "reduce-overhead",
-         "--out", str(out)],
+         "--beside", "memory", "gil", "--beside-processes", "1", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "tree" / "train").glob("c*/*.JPEG"))) == 16
+    assert not processes_running(MEMORY_LOAD)  # the load's processes were stopped
     runs: dict[str, list[tuple[int, float, float, float, float]]] = {}
     means = {}
+    synthetic = 0
     for line in out.read_text().splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 7 and re.fullmatch(r"[\d,]+", cells[2]):
             runs.setdefault(cells[0], []).append(
                 (int(cells[2].replace(",", "")), *(float(c or "nan") for c in cells[3:])))
+            speed = runs[cells[0]][-1][0]
+            if cells[0].startswith("trainer, synthetic") and "beside" not in cells[0]:
+                synthetic = speed
+            elif "beside" in cells[0]:  # against the synthetic run just before it
+                assert (speed - 0.5) / (synthetic + 0.5) - 0.005 <= float(cells[4]) <= (
+                    speed + 0.5) / (synthetic - 0.5) + 0.005
         elif len(cells) == 4 and re.fullmatch(r"[\d.]+", cells[2]):
             means[cells[0]] = (float(cells[2]), [float(r) for r in cells[3].split(", ")])
     assert {k: len(v) for k, v in runs.items()} == {
         "cpu decoder, loader only (0 CPU fallbacks)": 1,
         **{f"bare PyTorch loop, synthetic, {mode}": 1 for mode in MODES},
-        **{f"trainer, {what}, {mode}": 2 for what in ("synthetic", "cpu decoder") for mode in MODES}}
+        **{f"trainer, {what}, {mode}": 2 for what in ("synthetic", "cpu decoder") for mode in MODES},
+        **{f"trainer, synthetic, {mode}, beside {load}": 2 for mode in MODES
+           for load in ("1 memory-streaming processes", "a thread holding the GIL ~7%")}}
     assert all(speed > 0 for rs in runs.values() for speed, *_ in rs)
     for mode in MODES:
         # each mode's rows against the bare loop compiled in that mode
@@ -57,8 +71,31 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
         assert paired == [vs_syn for _, _, vs_syn, _, _ in runs[f"trainer, cpu decoder, {mode}"]]
         assert abs(mean - sum(paired) / 2) <= 0.006
 
+def processes_running(code: str) -> list[int]:
+    """The pids of the processes running ``python -c code``."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if code.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # ended meanwhile
+            continue
+    return pids
+
+
+def test_memory_load_runs_niced_processes_only_inside_its_block() -> None:
+    from load_beside import load_beside
+
+    with load_beside("memory", 2):
+        pids = processes_running(MEMORY_LOAD)
+        assert len(pids) == 2
+        # the nice level: field 19 of /proc/PID/stat, the 17th after the command's ')'
+        assert all(int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) == 19
+                   for pid in pids)
+    assert not processes_running(MEMORY_LOAD)
+
+
 def test_trace_summary_splits_the_training_streams_idle_time() -> None:
-    sys.path.insert(0, str(REPO / "benchmarks"))
     from input_pipeline import trace_summary
 
     def kernel(stream: int, ts: float, dur: float, correlation: int) -> dict:
