@@ -245,6 +245,31 @@ def test_the_configured_share_of_files_goes_to_nvjpeg(tmp_path: Path) -> None:
     assert 10 <= sum(encoded) <= 14  # 30% of 40, spread by the golden-ratio hash
 
 
+def test_workers_hand_over_mixed_batches_in_shared_memory_unchanged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.utils.data import DataLoader
+
+    from fishbench.backends.pytorch import loader as torch_loader
+    from fishbench.backends.pytorch.loader import PlanDataset, collate
+
+    root = jpeg_tree(tmp_path, classes=2, per_class=6)
+    spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root))))
+    source = SampleSource(spec.train, "stop", AugmentPlan(1, TRAIN), None, 0.5)
+    keys = [(0, p) for p in range(12)]
+    loader = DataLoader(PlanDataset(source), batch_size=12, sampler=keys, num_workers=1,
+                        collate_fn=collate)
+    got, want = next(iter(loader)), collate([source.read(*key) for key in keys])
+    assert 0 < len(got.crops) < 12 and got.positions.tolist() == want.positions.tolist()
+    for name in ("pixels", "encoded", "labels", "aug"):
+        assert torch.equal(getattr(got, name), getattr(want, name)), name
+    assert not (want.pixels.is_shared() or want.encoded.is_shared())
+    # In a worker, collate writes into shared memory (handing it over then copies nothing).
+    monkeypatch.setattr(torch_loader, "get_worker_info", lambda: object())
+    in_worker = collate([source.read(*key) for key in keys])
+    assert in_worker.pixels.is_shared() and in_worker.encoded.is_shared()
+    assert torch.equal(in_worker.pixels, want.pixels)
+
+
 def test_auto_workers_share_the_usable_cores() -> None:
     cores = len(os.sched_getaffinity(0))
     assert worker_count("auto", 1) == max(cores - 1, 0)
@@ -357,7 +382,7 @@ def test_gpu_engine_kernel_crops_and_resizes_as_pil() -> None:
 
 
 def test_mixed_batches_are_filled_in_batch_order_in_one_layout() -> None:
-    from fishbench.backends.pytorch.loader import collate, fill_encoded
+    from fishbench.backends.pytorch.loader import assemble, collate, fill_encoded
     from fishbench.backends.pytorch.resize import crop_resize_into
     from fishbench.data.decode import Sample
 
@@ -375,12 +400,17 @@ def test_mixed_batches_are_filled_in_batch_order_in_one_layout() -> None:
 
     mixed = collate([sample(i) for i in range(9)])
     workers_only = collate([sample(i) for i in (0, 4, 7)])
-    # Whatever the mix, the float stage gets the whole batch as one contiguous uint8 NHWC array.
-    assert mixed.pixels.shape == (9, 24, 24, 3) and workers_only.pixels.shape == (3, 24, 24, 3)
-    assert mixed.pixels.is_contiguous() and workers_only.pixels.is_contiguous()
-    assert mixed.encoded_at.tolist() == encoded_at and mixed.crops == crops
+    # Only the workers' crops travel as pixels (no empty slots), the rest as bytes.
+    assert mixed.pixels.shape == (3, 24, 24, 3) and workers_only.pixels.shape == (3, 24, 24, 3)
+    assert mixed.encoded.numel() == 6 * len(b"jpeg bytes") and mixed.encoded_ends[-1] == 60
+    assert mixed.encoded_at == encoded_at and mixed.crops == crops
+    assert workers_only.encoded_at == [] and workers_only.positions.tolist() == [0, 1, 2]
+    # On the device the float stage gets the whole batch in batch order, one contiguous array.
+    assert assemble(workers_only.pixels, workers_only.positions) is workers_only.pixels
     chw = [torch.from_numpy(i).to(KERNEL_DEVICE).permute(2, 0, 1).contiguous() for i in images]
-    on_device, refused = (mixed.pixels.to(KERNEL_DEVICE).clone() for _ in range(2))
+    on_device, refused = (assemble(mixed.pixels.to(KERNEL_DEVICE), mixed.positions.to(KERNEL_DEVICE))
+                          for _ in range(2))
+    assert on_device.shape == (9, 24, 24, 3) and on_device.is_contiguous()
     fill_encoded(on_device, crops, mixed.encoded_at, chw,
                  lambda: pytest.fail("nvjpeg did not refuse these"))
     host_crops = np.stack([np.full((24, 24, 3), k, np.uint8) for k in range(6)])

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from fishbench.backends.pytorch.augment import FloatStage
 from fishbench.data.decode import BadFiles, Crop, Sample, SampleSource, pil_decode
@@ -72,16 +72,18 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 @dataclass
 class HostBatch:
-    """A collated batch on the host: ``pixels`` (uint8 NHWC, the whole batch) holds the crops
-    the workers decoded; the encoded samples' slots, at ``encoded_at``, are left for the device
-    to fill from their bytes (one tensor, cut at ``encoded_ends``) and ``crops``. Then the
-    per-sample numbers. Few tensors: each one a worker hands over costs a shared-memory segment."""
+    """A collated batch on the host: ``pixels`` (uint8 NHWC) holds only the crops the workers
+    decoded, ``encoded`` the other samples' JPEG bytes (one tensor, cut at ``encoded_ends``) with
+    their ``crops``; ``positions`` is each one's place in the batch, the decoded crops' first.
+    Then the per-sample numbers. Few tensors, and no empty slots: each tensor a worker hands over
+    costs a shared-memory segment, and each byte is copied into shared, then pinned, then device
+    memory, beside the training thread."""
 
     pixels: torch.Tensor
     encoded: torch.Tensor
     encoded_ends: list[int]
     crops: list[Crop]
-    encoded_at: torch.Tensor
+    positions: torch.Tensor
     labels: torch.Tensor
     aug: torch.Tensor
     files: np.ndarray
@@ -90,41 +92,70 @@ class HostBatch:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def encoded_at(self) -> list[int]:
+        """The encoded samples' places in the batch."""
+        return self.positions[len(self.pixels):].tolist()
+
     def pin_memory(self) -> "HostBatch":
-        self.pixels, self.labels, self.aug = (t.pin_memory() for t in (self.pixels, self.labels,
-                                                                       self.aug))
+        self.pixels, self.positions, self.labels, self.aug = (
+            t.pin_memory() for t in (self.pixels, self.positions, self.labels, self.aug))
         return self
 
 
+def worker_array(shape: tuple[int, ...]) -> tuple[torch.Tensor, np.ndarray]:
+    """An uninitialised uint8 tensor and a numpy view of it; inside a DataLoader worker it lies
+    in shared memory from the start, so handing it over copies nothing (as default_collate)."""
+    if get_worker_info() is None:
+        tensor = torch.empty(shape, dtype=torch.uint8)
+    else:
+        storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
+        tensor = torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+    return tensor, tensor.numpy()
+
+
 def collate(samples: list[Sample]) -> HostBatch:
+    decoded = [i for i, s in enumerate(samples) if not s.encoded]
     encoded = [i for i, s in enumerate(samples) if s.encoded]
-    size = samples[encoded[0]].crop.size if encoded else samples[0].pixels.shape[0]
-    pixels = np.empty((len(samples), size, size, 3), np.uint8)
-    for i, s in enumerate(samples):
-        if not s.encoded:
-            pixels[i] = s.pixels
+    size = samples[decoded[0]].pixels.shape[0] if decoded else samples[0].crop.size
+    pixels, pixel_array = worker_array((len(decoded), size, size, 3))
+    for row, i in enumerate(decoded):
+        pixel_array[row] = samples[i].pixels
     data = [samples[i].pixels for i in encoded]
-    return HostBatch(torch.from_numpy(pixels),
-                     torch.from_numpy(np.concatenate(data) if data else np.empty(0, np.uint8)),
-                     np.cumsum([len(d) for d in data]).tolist(),
-                     [samples[i].crop for i in encoded], torch.tensor(encoded, dtype=torch.long),
+    ends = np.cumsum([len(d) for d in data]).tolist()
+    files, file_array = worker_array((ends[-1] if ends else 0,))
+    if data:
+        np.concatenate(data, out=file_array)
+    return HostBatch(pixels, files, ends, [samples[i].crop for i in encoded],
+                     torch.tensor(decoded + encoded, dtype=torch.long),
                      torch.tensor([s.label for s in samples]),
                      torch.from_numpy(np.stack([s.aug for s in samples])),
                      np.array([s.file for s in samples]), np.array([s.skipped for s in samples]))
 
 
-def fill_encoded(batch: torch.Tensor, crops: list[Crop], encoded_at: torch.Tensor,
+def assemble(pixels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The batch (``len(positions)`` uint8 NHWC images) with the workers' crops ``pixels`` at
+    the first ``positions``, on their device; the other slots are left to :func:`fill_encoded`.
+    A batch the workers decoded whole is ``pixels`` itself."""
+    if len(pixels) == len(positions):
+        return pixels
+    batch = pixels.new_empty((len(positions), *pixels.shape[1:]))
+    return batch.index_copy_(0, positions[:len(pixels)], pixels) if len(pixels) else batch
+
+
+def fill_encoded(batch: torch.Tensor, crops: list[Crop], encoded_at: list[int],
                  decoded: list[torch.Tensor] | None, decode_on_host: Callable[[], np.ndarray]
                  ) -> None:
     """Write the encoded samples' ``crops`` into ``batch`` (uint8 NHWC on the device, the
     workers' crops already in place) at ``encoded_at``: from their ``decoded`` images (uint8 CHW
     on the device), or, where nvjpeg refused them (None), from ``decode_on_host``'s crops."""
     if decoded is None:
-        batch[encoded_at.to(batch.device)] = torch.from_numpy(decode_on_host()).to(batch.device)
+        at = torch.tensor(encoded_at, device=batch.device)
+        batch[at] = torch.from_numpy(decode_on_host()).to(batch.device)
     else:
         from fishbench.backends.pytorch.resize import crop_resize_into
 
-        crop_resize_into(batch, decoded, crops, encoded_at.tolist())
+        crop_resize_into(batch, decoded, crops, encoded_at)
 
 
 class DeviceDecoder:
@@ -231,13 +262,14 @@ class DeviceBatches:
 
     def upload(self, batch: HostBatch) -> tuple[Uploaded, list[torch.Tensor]]:
         self.bad_files.add(self.index, batch.files, batch.skipped)
-        up = Uploaded(batch, *(t.to(self.device, non_blocking=True)
-                               for t in (batch.pixels, batch.aug, batch.labels)),
-                      self.decoder.decode(batch) if len(batch.encoded_at) else None)
+        pixels, positions, aug, labels = (t.to(self.device, non_blocking=True) for t in (
+            batch.pixels, batch.positions, batch.aug, batch.labels))
+        up = Uploaded(batch, assemble(pixels, positions), aug, labels,
+                      self.decoder.decode(batch) if batch.crops else None)
         return up, up.tensors()
 
     def finish(self, up: Uploaded) -> tuple[Batch, list[torch.Tensor]]:
-        if len(up.host.encoded_at):
+        if up.host.crops:
             self.decoder.fill(up)  # type: ignore[union-attr]
         batch = self.stage(up.pixels, up.aug), up.labels
         return batch, list(batch)
