@@ -71,6 +71,20 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
         assert paired == [vs_syn for _, _, vs_syn, _, _ in runs[f"trainer, cpu decoder, {mode}"]]
         assert abs(mean - sum(paired) / 2) <= 0.006
 
+@pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")
+def test_decode_benchmark_compares_the_two_cpu_decoders_on_the_same_crops() -> None:
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/decode_cpu.py", "--source", str(IMAGENET_SAMPLE),
+         "--files", "6", "--rounds", "1"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = re.findall(r"^(train|eval): PIL (\d+), torch (\d+) img per CPU second \(([\d.]+)x\); "
+                      r"\|difference\| mean ([\d.]+), max (\d+) levels$", proc.stdout, re.M)
+    assert [r[0] for r in rows] == ["train", "eval"], proc.stdout
+    for _, pil, tensor, ratio, mean, _ in rows:
+        assert int(pil) > 0 and abs(float(ratio) - int(tensor) / int(pil)) < 0.01
+        assert float(mean) < 1.0  # the same crops: the kernels differ by rounding
+
+
 def processes_running(code: str) -> list[int]:
     """The pids of the processes running ``python -c code``."""
     pids = []

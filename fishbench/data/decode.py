@@ -4,8 +4,10 @@ A :class:`SampleSource` turns ``(epoch, file)`` into a :class:`Sample`: the crop
 size as uint8 HWC (the ``cpu`` engine: decode, crop, antialiased resize), or, for the ``gpu``
 engine, the file's JPEG bytes with the crop geometry, to be decoded on the device. The crop comes
 from the :class:`~fishbench.data.plan.AugmentPlan` (training) or the eval centre crop. Decoding on
-the CPU is :func:`pil_decode` (framework-free, both backends use it). An unreadable file is skipped (the next readable file takes its place and the sample
-says how many were passed over) or stops the run, as ``dataset.bad_images`` says.
+the CPU is :func:`pil_decode` (framework-free: MindSpore's workers use it; PyTorch's cut the same
+crops with torch kernels, which are faster). An unreadable file is skipped (the next readable
+file takes its place and the sample says how many were passed over) or stops the run, as
+``dataset.bad_images`` says.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def pil_decode(data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarray:
     return np.asarray(out, dtype=np.uint8)
 
 
+Decode = Callable[[bytes, Callable[[int, int], Crop]], np.ndarray]  # as pil_decode
+
+
 def eval_crop(width: int, height: int, t: EvalTransform) -> Crop:
     left, top, right, bottom, rw, rh = eval_box(width, height, t)
     return Crop((rw, rh), (left, top, right, bottom), t.size)
@@ -102,15 +107,18 @@ def device_decodable_size(data: bytes) -> tuple[int, int] | None:
 class SampleSource:
     """The samples of one split. ``plan`` set: training crops of the plan; else eval crops.
 
-    The cpu engine decodes every file with :func:`pil_decode`. The gpu engine hands the share
-    ``device_share`` of the files (a fixed subset) on as bytes, if :func:`device_decodable_size` accepts them, and
-    decodes the others here: the workers' cores decode alongside nvjpeg.
+    The cpu engine decodes every file with ``decode`` (:func:`pil_decode`'s signature; PyTorch
+    passes its torch kernels). The gpu engine hands the share ``device_share`` of the files (a
+    fixed subset) on as bytes, if :func:`device_decodable_size` accepts them, and decodes the
+    others here: the workers' cores decode alongside nvjpeg.
     """
 
     def __init__(self, index: DatasetIndex, bad_images: str, plan: AugmentPlan | None,
-                 eval_transform: EvalTransform | None, device_share: float = 0.0) -> None:
+                 eval_transform: EvalTransform | None, device_share: float = 0.0,
+                 decode: Decode = pil_decode) -> None:
         self.index, self.bad_images = index, bad_images
         self.plan, self.eval_transform, self.device_share = plan, eval_transform, device_share
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.index)
@@ -143,7 +151,7 @@ class SampleSource:
         if dims is not None:
             return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped,
                           geometry(*dims))
-        return Sample(pil_decode(data, geometry), label, aug, file, skipped)
+        return Sample(self.decode(data, geometry), label, aug, file, skipped)
 
 
 class BadFiles:

@@ -1,12 +1,13 @@
 """PyTorch input pipelines over the shared index, augmentation plan and decode engines.
 
-Workers hand over uint8 crops (``cpu`` engine) or JPEG bytes (``gpu`` engine); the main process
-moves each batch to the device (for the ``gpu`` engine decoding it there with nvjpeg, then cropping
-and resizing it with one batched kernel, :mod:`~fishbench.backends.pytorch.resize`) and runs the
-float stage once per batch: flip, colour jitter, normalise, channels_last. On CUDA a prefetch
-thread prepares the next batches on its own stream while the current one trains (timm's
-PrefetchLoader copies on a side stream; the thread is needed too because ``decode_jpeg`` on the
-GPU blocks its caller until the decode has finished, with the GIL released).
+Workers hand over uint8 crops (``cpu`` engine: :mod:`~fishbench.backends.pytorch.cpu_decode`) or
+JPEG bytes (``gpu`` engine); the main process moves each batch to the device (for the ``gpu``
+engine decoding it there with nvjpeg, then cropping and resizing it with one batched kernel,
+:mod:`~fishbench.backends.pytorch.resize`) and runs the float stage once per batch: flip, colour
+jitter, normalise, channels_last. On CUDA a prefetch thread prepares the next batches on its own
+stream while the current one trains (timm's PrefetchLoader copies on a side stream; the thread is
+needed too because ``decode_jpeg`` on the GPU blocks its caller until the decode has finished, with
+the GIL released).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from fishbench.backends.pytorch.augment import FloatStage
+from fishbench.backends.pytorch.cpu_decode import tensor_decode
 from fishbench.data.decode import BadFiles, Crop, Sample, SampleSource, pil_decode
 from fishbench.data.images import READ_ERRORS, synthetic_sample
 from fishbench.data.index import DatasetIndex
@@ -397,7 +399,7 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
 
     def split(index: DatasetIndex, plan: AugmentPlan | None, shuffle: bool) -> DeviceBatches:
         source = SampleSource(index, bad_images, plan,
-                              None if shuffle else spec.eval_transform, device_share)
+                              None if shuffle else spec.eval_transform, device_share, tensor_decode)
         loader = DataLoader(PlanDataset(source), batch_size=batch_size,
                             sampler=EpochSampler(index, seed, rank, world_size, shuffle),
                             num_workers=num_workers, collate_fn=collate,
