@@ -299,6 +299,26 @@ def test_workers_hand_over_mixed_batches_in_shared_memory_unchanged(
     assert torch.equal(in_worker.pixels, want.pixels)
 
 
+def test_pinning_a_batch_frees_the_workers_shared_memory_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    from fishbench.backends.pytorch import loader as torch_loader
+    from fishbench.backends.pytorch.loader import collate
+
+    root = jpeg_tree(tmp_path, classes=2, per_class=2)
+    spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root))))
+    source = SampleSource(spec.train, "stop", AugmentPlan(1, TRAIN), None, 0.0)
+    monkeypatch.setattr(torch_loader, "get_worker_info", lambda: object())
+    batch = collate([source.read(0, p) for p in range(4)])
+    before = batch.pixels.clone()
+    handed_over = batch.pixels, batch.labels  # still referenced: freed by pinning all the same
+    segments = [StorageWeakRef(t.untyped_storage()) for t in handed_over]
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self.clone())  # no CUDA here
+    assert torch.equal(batch.pin_memory().pixels, before)
+    assert all(segment.expired() for segment in segments)
+
+
 def test_auto_workers_share_the_usable_cores() -> None:
     cores = len(os.sched_getaffinity(0))
     assert worker_count("auto", 1) == max(cores - 1, 0)

@@ -100,9 +100,18 @@ class HostBatch:
         return self.positions[len(self.pixels):].tolist()
 
     def pin_memory(self) -> "HostBatch":
-        self.pixels, self.positions, self.labels, self.aug = (
-            t.pin_memory() for t in (self.pixels, self.positions, self.labels, self.aug))
+        shared = self.pixels, self.positions, self.labels, self.aug
+        self.pixels, self.positions, self.labels, self.aug = (t.pin_memory() for t in shared)
+        release(*shared)
         return self
+
+
+def release(*tensors: torch.Tensor) -> None:
+    """Free the tensors' memory now, inside a torch call that lets go of the GIL. Dropping the
+    last reference to a tensor a worker handed over unmaps its shared memory with the GIL held,
+    which the training thread then waits for."""
+    for tensor in tensors:
+        tensor.set_()
 
 
 def worker_array(shape: tuple[int, ...]) -> tuple[torch.Tensor, np.ndarray]:
@@ -112,7 +121,7 @@ def worker_array(shape: tuple[int, ...]) -> tuple[torch.Tensor, np.ndarray]:
         tensor = torch.empty(shape, dtype=torch.uint8)
     else:
         storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
-        tensor = torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+        tensor = torch.empty(0, dtype=torch.uint8).set_(storage, 0, shape)
     return tensor, tensor.numpy()
 
 
@@ -196,6 +205,7 @@ class DeviceDecoder:
             log.warning("nvjpeg refused a batch (%s); decoding its %d JPEGs on the CPU",
                         err, len(batch.crops))
             return None
+        release(batch.encoded)  # staged: only the CPU fallback would read it again
         current.wait_stream(self.stream)
         return decoded
 
