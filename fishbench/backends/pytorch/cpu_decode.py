@@ -1,5 +1,5 @@
 """The PyTorch ``cpu`` engine's decode: torchvision's libjpeg-turbo decoder and torch's uint8
-antialiased bilinear resize, 1.3 - 1.7x the images per core of
+antialiased bilinear resize, 1.2 - 1.7x the images per core of
 :func:`~fishbench.data.decode.pil_decode` (``benchmarks/decode_cpu.py``; BENCHMARKS.md). The same
 crops from the same plan: the box is cut from the fully decoded image, then resized (PIL's
 ``resize(box=...)`` also reads the pixels just outside the box, and its ``draft`` decodes large
@@ -41,4 +41,5 @@ def tensor_decode(data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarr
 
 
 def resize(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``pixels`` (uint8 NCHW) resized to ``height`` x ``width``, bilinear and antialiased."""
     return F.interpolate(pixels, size=(height, width), mode="bilinear", antialias=True)
