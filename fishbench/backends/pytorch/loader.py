@@ -102,11 +102,11 @@ class HostBatch:
     def pin_memory(self) -> "HostBatch":
         shared = self.pixels, self.positions, self.labels, self.aug
         self.pixels, self.positions, self.labels, self.aug = (t.pin_memory() for t in shared)
-        release(*shared)
+        free_storage(*shared)
         return self
 
 
-def release(*tensors: torch.Tensor) -> None:
+def free_storage(*tensors: torch.Tensor) -> None:
     """Free the tensors' memory now, inside a torch call that lets go of the GIL. Dropping the
     last reference to a tensor a worker handed over unmaps its shared memory with the GIL held,
     which the training thread then waits for."""
@@ -205,7 +205,7 @@ class DeviceDecoder:
             log.warning("nvjpeg refused a batch (%s); decoding its %d JPEGs on the CPU",
                         err, len(batch.crops))
             return None
-        release(batch.encoded)  # staged: only the CPU fallback would read it again
+        free_storage(batch.encoded)  # staged: only the CPU fallback would read it again
         current.wait_stream(self.stream)
         return decoded
 
