@@ -456,6 +456,8 @@ def main() -> None:
     parser.add_argument("--trace", type=Path,
                         help="with --profile: also write the profile's timeline (Chrome trace)")
     args = parser.parse_args()
+    if "nvjpeg" in args.beside and not CUDA:
+        parser.error("--beside nvjpeg decodes on the GPU: it needs CUDA")
     prepare_cuda()  # as a run does before its first CUDA context
     args.workers = args.workers if args.workers == "auto" else int(args.workers)
     logging.basicConfig(level=logging.WARNING)
@@ -491,12 +493,13 @@ def main() -> None:
     ratios: dict[tuple[str, str], list[float]] = {}
 
     def emit_against(what: str, model: str, bare: float, synthetic: float,
-                     run: tuple[float, float, float, str]) -> None:
-        """A training run's row, against the bare loop and the synthetic run before it."""
+                     run: tuple[float, float, float, str], key: str | None = None) -> None:
+        """A training run's row, against the bare loop and the synthetic run before it; the
+        ratio goes into the summary under ``key`` (default: ``what``)."""
         speed, waited, launching, _ = run
         emit(f"| {what} | {model} | {speed:,.0f} | {speed / bare:.2f} | "
              f"{speed / synthetic:.2f} | {waited:.2f} | {launching:.2f} |")
-        ratios.setdefault((what, model), []).append(speed / synthetic)
+        ratios.setdefault((key or what, model), []).append(speed / synthetic)
 
     for model in args.models:
         bares = {mode: bare_loop(args, model, mode) for mode in args.compile_modes}
@@ -511,12 +514,13 @@ def main() -> None:
                 synthetic, waited, launching, _ = train(args, model, None, mode)
                 emit(f"| trainer, synthetic, {label} | {model} | {synthetic:,.0f} | "
                      f"{synthetic / bare:.2f} | 1.00 | {waited:.2f} | {launching:.2f} |")
+                pace = load_beside.Pace(args.root, args.decoders[0], args.device_shares[0],
+                                        args.batch, args.workers, synthetic)
                 for load in args.beside:
-                    with load_beside.load_beside(load, args.beside_processes):
+                    with load_beside.load_beside(load, args.beside_processes, pace) as beside:
                         run = train(args, model, None, mode)
-                    beside = load_beside.label(load, args.beside_processes)
-                    emit_against(f"trainer, synthetic, {label}, beside {beside}", model, bare,
-                                 synthetic, run)
+                    emit_against(f"trainer, synthetic, {label}, beside {beside.label}", model,
+                                 bare, synthetic, run, f"trainer, synthetic, {label}, beside {beside.name}")
                 for decoder in args.decoders:
                     for share in args.device_shares if decoder == "gpu" else [None]:
                         run = train(args, model, decoder, mode, share)

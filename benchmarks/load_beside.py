@@ -4,18 +4,29 @@
 processes at nice 19 each copying a 64 MiB array over another in a loop (memory traffic);
 ``gil``: a thread in this process holding the GIL for 70 µs of every ~1.07 ms (~7%); ``copy``: a
 thread copying a 38 MiB tensor 15 times a second, what the DataLoader's pin thread copies per
-batch (releasing the GIL, as the pin thread does).
+batch (releasing the GIL, as the pin thread does). Two loads run in a process of their own, at
+nice 0, paced to the trainer's speed (:class:`Pace`), and say what they delivered: ``pipeline``,
+fishbench's train loader (workers, decode, crops, float stage; its batches dropped), which is
+what a pipeline moved out of the training process would still cost it; ``nvjpeg``, torchvision's
+``decode_jpeg`` on the GPU of one batch's nvjpeg share of the tree's files, again and again
+(nvjpeg's part of that cost). Run as a script, this module is that process.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import itertools
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -24,9 +35,60 @@ PROCESS_CODE = {
     "memory": "import numpy as np\na = np.ones(64 << 20, np.uint8)\nb = np.empty_like(a)\n"
               "while True: np.copyto(b, a)",
 }
+PACED = {"pipeline": "the {decoder} decoder's loader in a process of its own",
+         "nvjpeg": "nvjpeg on {files} files per batch in a process of its own"}
 LABELS = {"cpu": "busy processes", "memory": "memory-streaming processes",
-          "gil": "a thread holding the GIL ~7%", "copy": "a thread copying 38 MiB 15x/s"}
+          "gil": "a thread holding the GIL ~7%", "copy": "a thread copying 38 MiB 15x/s", **PACED}
 LOADS = tuple(LABELS)
+STARTUP_SECONDS = 300  # a paced load's first batch (workers, a compile) must come within this
+
+
+@dataclass
+class Pace:
+    """What a paced load reads and how fast: the benchmark's tree, decoder and nvjpeg share,
+    batch size and workers, and the img/s to pace to (the trainer's on synthetic input)."""
+
+    root: Path
+    decoder: str
+    share: float
+    batch: int
+    workers: str | int
+    rate: float
+
+    @property
+    def nvjpeg_files(self) -> int:
+        return round(self.batch * self.share)
+
+    def argv(self) -> list[str]:
+        return ["--root", str(self.root), "--decoder", self.decoder, "--share", str(self.share),
+                "--batch", str(self.batch), "--workers", str(self.workers),
+                "--rate", str(self.rate)]
+
+
+@dataclass
+class Beside:
+    """A load and its label; a paced one's ``delivered`` img/s is known once it has stopped."""
+
+    load: str
+    processes: int
+    pace: Pace | None = None
+    delivered: float = float("nan")
+
+    @property
+    def name(self) -> str:
+        """What runs beside, without figures: the summary's key."""
+        if self.load in PROCESS_CODE:
+            return f"{self.processes} {LABELS[self.load]}"
+        if self.pace is None:
+            return LABELS[self.load]
+        return PACED[self.load].format(decoder=self.pace.decoder, files=self.pace.nvjpeg_files)
+
+    @property
+    def label(self) -> str:
+        """:attr:`name`, for a paced load with what it delivered and the pace."""
+        if self.pace is None:
+            return self.name
+        return f"{self.name}, {self.delivered:,.0f} img/s (paced to {self.pace.rate:,.0f})"
 
 
 def hold_gil(stop: threading.Event) -> None:
@@ -48,27 +110,125 @@ def copy_tensor(stop: threading.Event) -> None:
 THREADS: dict[str, Callable[[threading.Event], None]] = {"gil": hold_gil, "copy": copy_tensor}
 
 
-def label(load: str, processes: int) -> str:
-    return f"{processes} {LABELS[load]}" if load in PROCESS_CODE else LABELS[load]
-
-
 @contextlib.contextmanager
-def load_beside(load: str, processes: int) -> Iterator[None]:
-    """Run ``load`` (one of :data:`LOADS`; ``processes`` of them for ``cpu`` and ``memory``)
-    while the block runs; stopped, its processes killed and reaped, when it ends."""
+def load_beside(load: str, processes: int, pace: Pace | None = None) -> Iterator[Beside]:
+    """Run ``load`` (one of :data:`LOADS`; ``processes`` of them for ``cpu`` and ``memory``,
+    ``pace`` for the paced ones) while the block runs; stopped, its processes (with theirs)
+    killed and reaped, when it ends. A paced load's block starts once it delivers batches."""
     stop = threading.Event()
     children: list[subprocess.Popen] = []
-    try:
-        if load in PROCESS_CODE:
-            children = [subprocess.Popen([sys.executable, "-c", PROCESS_CODE[load]],
-                                         preexec_fn=lambda: os.nice(19))
-                        for _ in range(processes)]
-            time.sleep(1)  # started and at work
+    beside = Beside(load, processes, pace if load in PACED else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "delivered"
+        try:
+            if load in PROCESS_CODE:
+                children = [subprocess.Popen([sys.executable, "-c", PROCESS_CODE[load]],
+                                             preexec_fn=lambda: os.nice(19))
+                            for _ in range(processes)]
+                time.sleep(1)  # started and at work
+            elif load in PACED:
+                if pace is None:
+                    raise ValueError(f"the {load} load needs a Pace")
+                children = [subprocess.Popen(
+                    [sys.executable, __file__, load, *pace.argv(), "--report", str(report)],
+                    start_new_session=True)]  # its own process group: its workers go with it
+                wait_for_report(children[0], report)
+            else:
+                threading.Thread(target=THREADS[load], args=(stop,), daemon=True).start()
+            yield beside
+        finally:
+            stop.set()
+            for child in children:
+                if load in PACED:
+                    with contextlib.suppress(ProcessLookupError):  # gone already
+                        os.killpg(child.pid, signal.SIGKILL)
+                else:
+                    child.kill()
+                child.wait()
+            if report.exists():
+                beside.delivered = float(report.read_text())
+
+
+def wait_for_report(child: subprocess.Popen, report: Path) -> None:
+    """Wait until the paced load ``child`` has written ``report`` (it delivers batches)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not report.exists():
+        if child.poll() is not None:
+            raise RuntimeError(f"the paced load stopped at once (exit code {child.returncode})")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the paced load delivered no batch in {STARTUP_SECONDS} s")
+        time.sleep(0.2)
+
+
+def take_paced(batches: Iterable[object], batch: int, rate: float, report: Path) -> None:
+    """Take ``batches`` at no more than ``rate`` img/s (``batch`` images each, their device work
+    finished), writing after each one from the second on the img/s delivered since the first to
+    ``report``."""
+    start = 0.0
+    for n, _ in enumerate(batches):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        if n == 0:
+            start = now
         else:
-            threading.Thread(target=THREADS[load], args=(stop,), daemon=True).start()
-        yield
-    finally:
-        stop.set()
-        for child in children:
-            child.kill()
-            child.wait()
+            partial = report.with_suffix(".partial")
+            partial.write_text(f"{n * batch / (now - start):.1f}\n")
+            partial.replace(report)
+        time.sleep(max(0.0, start + (n + 1) * batch / rate - time.perf_counter()))
+
+
+def loader_batches(pace: Pace) -> Iterator[object]:
+    """fishbench's train batches of the tree on the benchmark's device, epoch after epoch."""
+    from input_pipeline import DEVICE, run_config
+
+    from fishbench.backends.pytorch.loader import build_loaders
+    from fishbench.data.decode import BadFiles
+    from fishbench.data.spec import load_data_spec
+
+    args = argparse.Namespace(root=pace.root, batch=pace.batch, workers=pace.workers,
+                              warmup=1, steps=1)  # the loader uses neither
+    cfg = run_config(args, "resnet50", pace.decoder, pace.share)
+    spec = load_data_spec(cfg)
+    train, _ = build_loaders(spec, pace.batch, spec.num_workers, "skip", cfg.seed, 0, 1, DEVICE,
+                             spec.decoder, torch.channels_last, BadFiles())
+    for epoch in itertools.count():
+        train.sampler.set_epoch(epoch)
+        yield from train
+
+
+def nvjpeg_batches(pace: Pace) -> Iterator[object]:
+    """nvjpeg's decode of the tree's first ``pace.nvjpeg_files`` training JPEGs (from pinned
+    memory, on a stream of its own, as fishbench's gpu engine), again and again."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    if not torch.cuda.is_available():
+        raise SystemExit("the nvjpeg load decodes on the GPU: it needs CUDA")
+    files = sorted((pace.root / "train").rglob("*.JPEG"))[:pace.nvjpeg_files]
+    data = [torch.frombuffer(bytearray(f.read_bytes()), dtype=torch.uint8).pin_memory()
+            for f in files]
+    stream = torch.cuda.Stream()
+    while True:
+        with torch.cuda.stream(stream):
+            yield decode_jpeg(data, mode=ImageReadMode.RGB, device="cuda")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a paced load (see the module's docstring)")
+    parser.add_argument("load", choices=list(PACED))
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--decoder", required=True)
+    parser.add_argument("--share", type=float, required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--workers", required=True)
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--report", type=Path, required=True)
+    args = parser.parse_args()
+    workers = args.workers if args.workers == "auto" else int(args.workers)
+    pace = Pace(args.root, args.decoder, args.share, args.batch, workers, args.rate)
+    batches = loader_batches(pace) if args.load == "pipeline" else nvjpeg_batches(pace)
+    take_paced(batches, args.batch, args.rate, args.report)
+
+
+if __name__ == "__main__":
+    main()

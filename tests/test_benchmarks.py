@@ -4,6 +4,7 @@ input-pipeline benchmark's trace summary."""
 from __future__ import annotations
 
 import re
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from load_beside import PROCESS_CODE  # noqa: E402
 
 MEMORY_LOAD = PROCESS_CODE["memory"]
+PACED_ROW = re.compile(r"trainer, synthetic, (\S+), beside the cpu decoder's loader in a process of "
+                       r"its own, ([\d,]+) img/s \(paced to ([\d,]+)\)")
 
 
 @pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")
@@ -28,11 +31,12 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
          "--root", str(tmp_path / "tree"), "--classes", "2", "--per-class", "8", "--batch", "4",
          "--steps", "2", "--warmup", "2", "--decoders", "cpu", "--models", "resnet50",
          "--workers", "0", "--repeats", "2", "--compile-modes", "default", "reduce-overhead",
-         "--beside", "memory", "gil", "--beside-processes", "1", "--out", str(out)],
+         "--beside", "memory", "gil", "pipeline", "--beside-processes", "1", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "tree" / "train").glob("c*/*.JPEG"))) == 16
-    assert not processes_running(MEMORY_LOAD)  # the load's processes were stopped
+    assert not processes_running(MEMORY_LOAD)  # the loads' processes were stopped
+    assert not processes_running("load_beside.py")
     runs: dict[str, list[tuple[int, float, float, float, float]]] = {}
     means = {}
     synthetic = 0
@@ -47,14 +51,20 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
             elif "beside" in cells[0]:  # against the synthetic run just before it
                 assert (speed - 0.5) / (synthetic + 0.5) - 0.005 <= float(cells[4]) <= (
                     speed + 0.5) / (synthetic - 0.5) + 0.005
+                if paced := PACED_ROW.fullmatch(cells[0]):  # the loader paced to that run
+                    delivered, pace = (int(g.replace(",", "")) for g in paced.groups()[1:])
+                    assert pace == synthetic and 0 < delivered <= pace + 1
         elif len(cells) == 4 and re.fullmatch(r"[\d.]+", cells[2]):
             means[cells[0]] = (float(cells[2]), [float(r) for r in cells[3].split(", ")])
-    assert {k: len(v) for k, v in runs.items()} == {
+    paced = {mode: [r for row, rs in runs.items() if (m := PACED_ROW.fullmatch(row))
+                    and m.group(1) == mode for r in rs] for mode in MODES}
+    assert {k: len(v) for k, v in runs.items() if not PACED_ROW.fullmatch(k)} == {
         "cpu decoder, loader only (0 CPU fallbacks)": 1,
         **{f"bare PyTorch loop, synthetic, {mode}": 1 for mode in MODES},
         **{f"trainer, {what}, {mode}": 2 for what in ("synthetic", "cpu decoder") for mode in MODES},
         **{f"trainer, synthetic, {mode}, beside {load}": 2 for mode in MODES
            for load in ("1 memory-streaming processes", "a thread holding the GIL ~7%")}}
+    assert [len(rows) for rows in paced.values()] == [2, 2]  # a paced row per mode and repeat
     assert all(speed > 0 for rs in runs.values() for speed, *_ in rs)
     for mode in MODES:
         # each mode's rows against the bare loop compiled in that mode
@@ -70,6 +80,10 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
         mean, paired = means[f"trainer, cpu decoder, {mode}"]
         assert paired == [vs_syn for _, _, vs_syn, _, _ in runs[f"trainer, cpu decoder, {mode}"]]
         assert abs(mean - sum(paired) / 2) <= 0.006
+        # the paced rows, whose labels differ by their figures, are summarised together
+        _, paired = means[f"trainer, synthetic, {mode}, beside the cpu decoder's loader in a "
+                          "process of its own"]
+        assert paired == [vs_syn for _, _, vs_syn, _, _ in paced[mode]]
 
 @pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")
 def test_decode_benchmark_compares_the_two_cpu_decoders_on_the_same_crops() -> None:
@@ -138,3 +152,19 @@ def test_trace_summary_splits_the_training_streams_idle_time() -> None:
         # the API calls by time held, summed per thread: the prefetch thread's two syncs first
         "thread fishbench-prefetch: cudaStreamSynchronize 1.30 ms per step",
         "thread 1: cudaLaunchKernel 0.02 ms per step"]
+
+
+def test_a_paced_load_takes_batches_no_faster_than_its_pace(tmp_path: Path) -> None:
+    from load_beside import take_paced
+
+    report = tmp_path / "delivered"
+    take_paced(range(6), batch=10, rate=200.0, report=report)  # a source faster than the pace
+    assert 100 < float(report.read_text()) <= 200.05  # 5 batches after the first, 0.25 s at least
+
+    def slow(n: int):
+        for i in range(n):
+            time.sleep(0.1)
+            yield i
+
+    take_paced(slow(4), batch=10, rate=1000.0, report=report)  # a source slower than the pace
+    assert float(report.read_text()) <= 100.05  # what the source gave, not the pace
