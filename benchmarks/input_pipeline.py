@@ -519,8 +519,9 @@ def main() -> None:
                 for load in args.beside:
                     with load_beside.load_beside(load, args.beside_processes, pace) as beside:
                         run = train(args, model, None, mode)
-                    emit_against(f"trainer, synthetic, {label}, beside {beside.label}", model,
-                                 bare, synthetic, run, f"trainer, synthetic, {label}, beside {beside.name}")
+                    what = f"trainer, synthetic, {label}, beside"
+                    emit_against(f"{what} {beside.label}", model, bare, synthetic, run,
+                                 f"{what} {beside.name}")
                 for decoder in args.decoders:
                     for share in args.device_shares if decoder == "gpu" else [None]:
                         run = train(args, model, decoder, mode, share)

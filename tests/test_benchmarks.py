@@ -19,8 +19,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from load_beside import PROCESS_CODE  # noqa: E402
 
 MEMORY_LOAD = PROCESS_CODE["memory"]
-PACED_ROW = re.compile(r"trainer, synthetic, (\S+), beside the cpu decoder's loader in a process of "
-                       r"its own, ([\d,]+) img/s \(paced to ([\d,]+)\)")
+PACED_ROW = re.compile(r"trainer, synthetic, (\S+), beside the cpu decoder's loader in a process "
+                       r"of its own, ([\d,]+) img/s \(paced to ([\d,]+)\)")
 
 
 @pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")
