@@ -244,13 +244,19 @@ def train(args, model: str, decoder: str | None, mode: str,
             1e3 * (last[2] - first[2]) / launched if launched else float("nan"), split)
 
 
-def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, str]:
-    """Batches of the train split on the device (decoded, cropped, jittered, normalised); the
-    CPU fallbacks and the nvjpeg share."""
+def train_split(args, decoder: str, share: float | None):
+    """The train split's batches on the device (decoded, cropped, jittered, normalised), as the
+    loader alone delivers them, and the data spec."""
     cfg = run_config(args, "resnet50", decoder, share)
     spec = load_data_spec(cfg)
-    train_batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
-                                     DEVICE, spec.decoder, torch.channels_last, BadFiles())
+    batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
+                               DEVICE, spec.decoder, torch.channels_last, BadFiles())
+    return batches, spec
+
+
+def loader_only(args, decoder: str, share: float | None) -> tuple[float, int, str]:
+    """The loader alone (:func:`train_split`): img/s, the CPU fallbacks and the nvjpeg share."""
+    train_batches, spec = train_split(args, decoder, share)
     start = None
     for i, (images, _) in enumerate(train_batches):
         if i == args.warmup:

@@ -179,19 +179,12 @@ def take_paced(batches: Iterable[object], batch: int, rate: float, report: Path)
 
 
 def loader_batches(pace: Pace) -> Iterator[object]:
-    """fishbench's train batches of the tree on the benchmark's device, epoch after epoch."""
-    from input_pipeline import DEVICE, run_config
-
-    from fishbench.backends.pytorch.loader import build_loaders
-    from fishbench.data.decode import BadFiles
-    from fishbench.data.spec import load_data_spec
+    """The benchmark's loader alone (``input_pipeline.train_split``), epoch after epoch."""
+    from input_pipeline import train_split
 
     args = argparse.Namespace(root=pace.root, batch=pace.batch, workers=pace.workers,
                               warmup=1, steps=1)  # the loader uses neither
-    cfg = run_config(args, "resnet50", pace.decoder, pace.share)
-    spec = load_data_spec(cfg)
-    train, _ = build_loaders(spec, pace.batch, spec.num_workers, "skip", cfg.seed, 0, 1, DEVICE,
-                             spec.decoder, torch.channels_last, BadFiles())
+    train, _ = train_split(args, pace.decoder, pace.share)
     for epoch in itertools.count():
         train.sampler.set_epoch(epoch)
         yield from train

@@ -4,9 +4,9 @@ input-pipeline benchmark's trace summary."""
 from __future__ import annotations
 
 import re
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
