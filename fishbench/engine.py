@@ -6,6 +6,7 @@ happens when, logs progress, detects a diverged loss and writes the run's files.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
@@ -91,8 +92,29 @@ class Trainer(ABC):
         """Framework versions for ``metrics.json``."""
 
 
+def freeze_heap() -> None:
+    """Collect, then exempt every object alive from the garbage collector's scans (``gc.freeze``).
+
+    Called after a run's first step, when the model, optimizer, loaders and torch.compile's graphs
+    exist: over a million objects on CUDA, which a full collection (Python starts one whenever
+    the survivors since the last one reach a quarter of the heap) scanned in a 2.3 s pause of
+    training (BENCHMARKS.md, "Stop 24"). :func:`thaw_heap` undoes it when the run ends."""
+    gc.collect()
+    gc.freeze()
+
+
+def thaw_heap() -> None:
+    """Give every frozen object back to the collector (``gc.unfreeze``), so that what the run
+    leaves behind in reference cycles is reclaimed, e.g. before a multirun's next job in this
+    process. It also thaws objects that the caller froze before the run."""
+    gc.unfreeze()
+
+
 class StepLogger:
-    """Called after every step; at log points it syncs, checks the loss and prints a line."""
+    """Called after every step; at log points it syncs, checks the loss and prints a line.
+
+    Inside a ``with`` block, it freezes the heap after the first step (:func:`freeze_heap`) and
+    thaws it when the block ends, however it ends."""
 
     def __init__(self, cfg: RunConfig, recorder: RunRecorder | None, global_batch: int,
                  steps_per_epoch: int, progress: Progress) -> None:
@@ -104,6 +126,16 @@ class StepLogger:
         self.steps_per_epoch = steps_per_epoch
         self.timer = StepTimer(warmup_steps=min(5, steps_per_epoch))
         self._since_lap = 0
+        self._heap_frozen: bool | None = None  # None outside a with block: never frozen
+
+    def __enter__(self) -> "StepLogger":
+        self._heap_frozen = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._heap_frozen:
+            thaw_heap()
+        self._heap_frozen = None
 
     def start_epoch(self) -> None:
         self._since_lap = 0
@@ -118,6 +150,9 @@ class StepLogger:
              loss: Any) -> None:
         """``loss`` is a device scalar; it is read (a sync) only at log points."""
         self._since_lap += 1
+        if self._heap_frozen is False:
+            freeze_heap()
+            self._heap_frozen = True
         if not self.due(step_in_epoch):
             return
         value = float(loss)
@@ -164,40 +199,40 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
         )
     lrs = lr_per_step(cfg, steps)
     global_batch = cfg.batch_size * trainer.world_size
-    logger = StepLogger(cfg, recorder, global_batch, steps, progress)
     if recorder is not None:
         recorder.continue_from(progress.elapsed_s)
     top1 = top5 = loss = float("nan")
-    for epoch in range(progress.epoch, cfg.epochs):
-        started = time.perf_counter()
-        logger.start_epoch()
-        loss = trainer.train_epoch(epoch, lrs, progress.global_step, logger)
-        check_finite(loss, epoch, progress.global_step + steps, progress.saved_epoch)
-        if not trainer.weights_finite():
-            raise diverged("A parameter or buffer of the model (e.g. a BatchNorm running "
-                           "variance) became NaN or infinite", epoch,
-                           progress.global_step + steps, progress.saved_epoch)
-        train_time = time.perf_counter() - started
-        progress.global_step += steps
-        top1, top5 = trainer.evaluate().percent()[:2]
-        progress.epoch = epoch + 1
-        is_best = top1 > progress.best_top1 or progress.best_epoch == 0
-        if is_best:
-            progress.best_top1, progress.best_epoch = top1, progress.epoch
-        row = {"epoch": progress.epoch, "lr": float(lrs[progress.global_step - 1]),
-               "train_loss": loss, "top1": top1, "top5": top5,
-               "epoch_time_s": time.perf_counter() - started,
-               "img_per_s": global_batch * steps / train_time}
-        log.info("epoch %d/%d done: loss %.4f  top1 %.2f  top5 %.2f  (best %.2f @ %d)  %.1fs",
-                 progress.epoch, cfg.epochs, loss, top1, top5, progress.best_top1,
-                 progress.best_epoch, row["epoch_time_s"])
-        rng_states = trainer.rank_rng_states()
-        if recorder is not None:
-            recorder.log_epoch(row)
-            meta = checkpoint_meta(trainer, progress, recorder.elapsed_s())
-            policy.save(progress.epoch, progress.epoch == cfg.epochs, is_best,
-                        lambda tmp: trainer.save_checkpoint(tmp, meta, rng_states))
-        progress.saved_epoch = progress.epoch
+    with StepLogger(cfg, recorder, global_batch, steps, progress) as logger:
+        for epoch in range(progress.epoch, cfg.epochs):
+            started = time.perf_counter()
+            logger.start_epoch()
+            loss = trainer.train_epoch(epoch, lrs, progress.global_step, logger)
+            check_finite(loss, epoch, progress.global_step + steps, progress.saved_epoch)
+            if not trainer.weights_finite():
+                raise diverged("A parameter or buffer of the model (e.g. a BatchNorm running "
+                               "variance) became NaN or infinite", epoch,
+                               progress.global_step + steps, progress.saved_epoch)
+            train_time = time.perf_counter() - started
+            progress.global_step += steps
+            top1, top5 = trainer.evaluate().percent()[:2]
+            progress.epoch = epoch + 1
+            is_best = top1 > progress.best_top1 or progress.best_epoch == 0
+            if is_best:
+                progress.best_top1, progress.best_epoch = top1, progress.epoch
+            row = {"epoch": progress.epoch, "lr": float(lrs[progress.global_step - 1]),
+                   "train_loss": loss, "top1": top1, "top5": top5,
+                   "epoch_time_s": time.perf_counter() - started,
+                   "img_per_s": global_batch * steps / train_time}
+            log.info("epoch %d/%d done: loss %.4f  top1 %.2f  top5 %.2f  (best %.2f @ %d)  %.1fs",
+                     progress.epoch, cfg.epochs, loss, top1, top5, progress.best_top1,
+                     progress.best_epoch, row["epoch_time_s"])
+            rng_states = trainer.rank_rng_states()
+            if recorder is not None:
+                recorder.log_epoch(row)
+                meta = checkpoint_meta(trainer, progress, recorder.elapsed_s())
+                policy.save(progress.epoch, progress.epoch == cfg.epochs, is_best,
+                            lambda tmp: trainer.save_checkpoint(tmp, meta, rng_states))
+            progress.saved_epoch = progress.epoch
     ms = logger.timer.median_ms()
     return {"top1": top1, "top5": top5, "loss": loss, "epochs": progress.epoch,
             "steps": progress.global_step, "ms_per_step": ms,

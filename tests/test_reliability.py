@@ -338,6 +338,36 @@ def test_total_time_counts_the_parts_before_a_resume(hydra_run, tmp_path: Path,
     assert strict_json(tmp_path / "metrics.json")["total_time_s"] == pytest.approx(80.0)
 
 
+# --- issue 10: full collections skip what the run built; its end gives that back --------------
+
+
+@pytest.mark.parametrize("nan_epoch", [None, 2], ids=["completed", "diverged"])
+def test_the_heap_is_frozen_from_the_first_step_to_the_runs_end(hydra_run, tmp_path: Path,
+                                                                nan_epoch: int | None) -> None:
+    """What exists at a run's first step (there: torch.compile's graphs, over a million objects)
+    is out of the collector's scans until the run ends, however it ends; then a reference cycle
+    of it is reclaimed again (a multirun's next job in this process gets its memory back)."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.itself = cycle
+    scanned_in_training = []
+    StubTrainer.script = {"call_at": (1, 2), "loss": {nan_epoch: math.nan},
+                          "call": lambda: scanned_in_training.append(
+                              any(o is cycle for o in gc.get_objects()))}
+    assert hydra_run(f"hydra.run.dir={tmp_path}") == (0 if nan_epoch is None else 2)
+    assert scanned_in_training == [False]
+    assert any(o is cycle for o in gc.get_objects()) and gc.get_freeze_count() == 0
+    ref = weakref.ref(cycle)
+    del cycle
+    gc.collect()
+    assert ref() is None
+
+
 # --- item 7: compare on odd files ---------------------------------------------------------
 
 
