@@ -8,7 +8,8 @@ PyTorch loop of the same model, precision, layout and batch (synthetic input, co
 figure is the wall time of ``--steps`` steps after ``--warmup`` steps, the device synchronised.
 Every end-to-end run follows a run on synthetic input (``--repeats`` pairs), its ratio taken
 against that one; each training row also says how long per step the training thread waited for
-its batches and spent launching the step (a starved trainer or a slowed one). ``--beside``
+its batches and spent launching the step (a starved trainer or a slowed one), and how long the
+garbage collector ran (in any thread of the process: it holds the GIL). ``--beside``
 adds runs on synthetic input with a load running beside them (:mod:`load_beside`): what slows
 the training thread.
 
@@ -24,6 +25,7 @@ import logging
 import os
 import platform
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -88,6 +90,23 @@ def run_config(args, model: str, decoder: str | None, share: float | None = None
         "max_steps_per_epoch": steps}))
 
 
+class CollectorClock:
+    """The seconds this process's garbage collector has run, all generations (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds, self._started = 0.0, 0.0
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+
+COLLECTOR = CollectorClock()
+
+
 class WaitedBatches:
     """A trainer's batches as it iterates them, adding up the seconds it waited for each;
     ``delivered`` is when it got the last one."""
@@ -110,12 +129,13 @@ class WaitedBatches:
 
 class TimedLogger(StepLogger):
     """Records at every synchronised log point (by step count) the time, the seconds the
-    trainer had waited for batches until then (``waits``, set before training) and the seconds
-    its thread had spent launching steps (from a batch's delivery to the step's end)."""
+    trainer had waited for batches until then (``waits``, set before training), the seconds
+    its thread had spent launching steps (from a batch's delivery to the step's end) and the
+    :data:`COLLECTOR`'s seconds."""
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
-        self.marks: dict[int, tuple[float, float, float, int]] = {}
+        self.marks: dict[int, tuple[float, float, float, int, float]] = {}
         self.waits: WaitedBatches | None = None
         self.launching, self.launched = 0.0, 0
 
@@ -126,7 +146,7 @@ class TimedLogger(StepLogger):
         super().step(epoch, step_in_epoch, global_step, lr, loss)
         if self.due(step_in_epoch):
             self.marks[step_in_epoch + 1] = (time.perf_counter(), self.waits.seconds,
-                                             self.launching, self.launched)
+                                             self.launching, self.launched, COLLECTOR.seconds)
 
 
 class ProfiledLogger(TimedLogger):
@@ -150,10 +170,10 @@ def train_epoch(args, model: str, decoder: str | None, mode: str, share: float |
     cfg.model.num_classes = spec.num_classes
     trainer = TorchTrainer(cfg, spec)
     steps = trainer.steps_per_epoch
-    logger = make_logger(cfg, None, cfg.batch_size, steps, Progress())
-    trainer.train_loader = logger.waits = WaitedBatches(trainer.train_loader)
-    logger.start_epoch()
-    trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
+    with make_logger(cfg, None, cfg.batch_size, steps, Progress()) as logger:
+        trainer.train_loader = logger.waits = WaitedBatches(trainer.train_loader)
+        logger.start_epoch()
+        trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
     return logger, nvjpeg_share(spec)
 
 
@@ -231,17 +251,34 @@ def slowest_api_calls(events: list[dict], steps: int, top: int = 6) -> list[str]
             for (tid, name), total in slowest]
 
 
+@dataclass
+class TrainRun:
+    """A training run's img/s over ``args.steps`` steps after ``args.warmup``; per step then,
+    the ms the trainer waited for batches, spent launching steps (log points left out) and the
+    garbage collector ran; the nvjpeg share (:func:`nvjpeg_share`)."""
+
+    speed: float
+    waited_ms: float
+    launching_ms: float
+    collecting_ms: float
+    split: str
+
+    def cells(self) -> str:
+        """The row's last three cells."""
+        return f"{self.waited_ms:.2f} | {self.launching_ms:.2f} | {self.collecting_ms:.2f} |"
+
+
 def train(args, model: str, decoder: str | None, mode: str,
-          share: float | None = None) -> tuple[float, float, float, str]:
-    """Training img/s over ``args.steps`` steps after ``args.warmup``; the ms per step the
-    trainer waited for batches then, and that it spent launching steps (log points left out);
-    the nvjpeg share."""
+          share: float | None = None) -> TrainRun:
+    """One epoch of fishbench's trainer, measured (:class:`TrainRun`)."""
     logger, split = train_epoch(args, model, decoder, mode, share)
     release()
     first, last = logger.marks[args.warmup], logger.marks[args.warmup + args.steps]
     launched = last[3] - first[3]
-    return (args.steps * args.batch / (last[0] - first[0]), 1e3 * (last[1] - first[1]) / args.steps,
-            1e3 * (last[2] - first[2]) / launched if launched else float("nan"), split)
+    return TrainRun(args.steps * args.batch / (last[0] - first[0]),
+                    1e3 * (last[1] - first[1]) / args.steps,
+                    1e3 * (last[2] - first[2]) / launched if launched else float("nan"),
+                    1e3 * (last[4] - first[4]) / args.steps, split)
 
 
 def train_split(args, decoder: str, share: float | None):
@@ -484,8 +521,8 @@ def main() -> None:
             f"{args.steps} steps after {args.warmup}; tree {args.classes}x{args.per_class} JPEGs, "
             f"workers={args.workers}; {args.repeats} repeat(s)", "",
             "| input | model | img/s | vs bare loop | vs trainer on synthetic | waited for "
-            "batches, ms/step | launching, ms/step |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+            "batches, ms/step | launching, ms/step | garbage collector, ms/step |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 
     def emit(row: str) -> None:
         rows.append(row)
@@ -495,31 +532,31 @@ def main() -> None:
         for share in args.device_shares if decoder == "gpu" else [None]:
             speed, fallbacks, split = loader_only(args, decoder, share)
             emit(f"| {decoder} decoder{split}, loader only ({fallbacks} CPU fallbacks) | - | "
-                 f"{speed:,.0f} | | | | |")
+                 f"{speed:,.0f} | | | | | |")
     ratios: dict[tuple[str, str], list[float]] = {}
 
     def emit_against(what: str, model: str, bare: float, synthetic: float,
-                     run: tuple[float, float, float, str], key: str | None = None) -> None:
+                     run: TrainRun, key: str | None = None) -> None:
         """A training run's row, against the bare loop and the synthetic run before it; the
         ratio goes into the summary under ``key`` (default: ``what``)."""
-        speed, waited, launching, _ = run
-        emit(f"| {what} | {model} | {speed:,.0f} | {speed / bare:.2f} | "
-             f"{speed / synthetic:.2f} | {waited:.2f} | {launching:.2f} |")
-        ratios.setdefault((key or what, model), []).append(speed / synthetic)
+        emit(f"| {what} | {model} | {run.speed:,.0f} | {run.speed / bare:.2f} | "
+             f"{run.speed / synthetic:.2f} | {run.cells()}")
+        ratios.setdefault((key or what, model), []).append(run.speed / synthetic)
 
     for model in args.models:
         bares = {mode: bare_loop(args, model, mode) for mode in args.compile_modes}
         for mode, bare in bares.items():
-            emit(f"| bare PyTorch loop, synthetic, {mode} | {model} | {bare:,.0f} | 1.00 | | | |")
+            emit(f"| bare PyTorch loop, synthetic, {mode} | {model} | {bare:,.0f} | 1.00 | | | | |")
         for _ in range(args.repeats):
             for mode, high in [(m, h) for m in args.compile_modes for h in args.high_priority]:
                 bare = bares[mode]
                 torch_trainer.TRAIN_STREAM_PRIORITY, torch_loader.PIPELINE_STREAM_PRIORITY = (
                     PRIORITIES[high])
                 label = f"{mode}, {high} stream high" if len(args.high_priority) > 1 else mode
-                synthetic, waited, launching, _ = train(args, model, None, mode)
+                base = train(args, model, None, mode)
+                synthetic = base.speed
                 emit(f"| trainer, synthetic, {label} | {model} | {synthetic:,.0f} | "
-                     f"{synthetic / bare:.2f} | 1.00 | {waited:.2f} | {launching:.2f} |")
+                     f"{synthetic / bare:.2f} | 1.00 | {base.cells()}")
                 pace = load_beside.Pace(args.root, args.decoders[0], args.device_shares[0],
                                         args.batch, args.workers, synthetic)
                 for load in args.beside:
@@ -531,7 +568,7 @@ def main() -> None:
                 for decoder in args.decoders:
                     for share in args.device_shares if decoder == "gpu" else [None]:
                         run = train(args, model, decoder, mode, share)
-                        emit_against(f"trainer, {decoder} decoder{run[3]}, {label}", model,
+                        emit_against(f"trainer, {decoder} decoder{run.split}, {label}", model,
                                      bare, synthetic, run)
     if args.repeats > 1:
         rows.extend(["", "Each run against the trainer on synthetic input just before it:", "",
