@@ -217,9 +217,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args()
-    # Its own CPU ops are incidental: with OpenMP threads on every core beside the trainer's, their
-    # spin-waiting slowed the trainer 14-fold on a 2-core CPU (torch 2.15's CPU dry run).
-    torch.set_num_threads(1)
+    if not torch.cuda.is_available():
+        # Training on the CPU uses every core: this load's OpenMP threads spin-waiting beside it
+        # slowed the trainer 14-fold on 2 cores (torch 2.15's dry run). On CUDA it runs as stop
+        # 23 measured it.
+        torch.set_num_threads(1)
     workers = args.workers if args.workers == "auto" else int(args.workers)
     pace = Pace(args.root, args.decoder, args.share, args.batch, workers, args.rate)
     batches = loader_batches(pace) if args.load == "pipeline" else nvjpeg_batches(pace)
