@@ -97,7 +97,7 @@ def freeze_heap() -> None:
 
     Called after a run's first step, when the model, optimizer, loaders and torch.compile's graphs
     exist: over a million objects on CUDA, which a full collection (Python starts one whenever
-    the survivors since the last one reach a quarter of the heap) scanned in a 2.3 s pause of
+    the survivors since the last one reach a quarter of the heap) scanned in a 2.25 s pause of
     training (BENCHMARKS.md, "Stop 24"). :func:`thaw_heap` undoes it when the run ends."""
     gc.collect()
     gc.freeze()
