@@ -31,12 +31,11 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
          "--root", str(tmp_path / "tree"), "--classes", "2", "--per-class", "8", "--batch", "4",
          "--steps", "2", "--warmup", "2", "--decoders", "cpu", "--models", "resnet50",
          "--workers", "0", "--repeats", "2", "--compile-modes", "default", "reduce-overhead",
-         "--beside", "memory", "gil", "pipeline", "--beside-processes", "1", "--out", str(out)],
+         "--beside", "gil", "pipeline", "--beside-processes", "1", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "tree" / "train").glob("c*/*.JPEG"))) == 16
-    assert not processes_running(MEMORY_LOAD)  # the loads' processes were stopped
-    assert not processes_running("load_beside.py")
+    assert not processes_running("load_beside.py")  # the paced load's process was stopped
     runs: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
     means = {}
     synthetic = 0
@@ -62,8 +61,7 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
         "cpu decoder, loader only (0 CPU fallbacks)": 1,
         **{f"bare PyTorch loop, synthetic, {mode}": 1 for mode in MODES},
         **{f"trainer, {what}, {mode}": 2 for what in ("synthetic", "cpu decoder") for mode in MODES},
-        **{f"trainer, synthetic, {mode}, beside {load}": 2 for mode in MODES
-           for load in ("1 memory-streaming processes", "a thread holding the GIL ~7%")}}
+        **{f"trainer, synthetic, {mode}, beside a thread holding the GIL ~7%": 2 for mode in MODES}}
     assert [len(rows) for rows in paced.values()] == [2, 2]  # a paced row per mode and repeat
     assert all(speed > 0 for rs in runs.values() for speed, *_ in rs)
     for mode in MODES:
