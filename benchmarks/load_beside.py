@@ -30,6 +30,8 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
+from fishbench.results import atomic_write_text
+
 PROCESS_CODE = {
     "cpu": "while True: pass",
     "memory": "import numpy as np\na = np.ones(64 << 20, np.uint8)\nb = np.empty_like(a)\n"
@@ -172,9 +174,7 @@ def take_paced(batches: Iterable[object], batch: int, rate: float, report: Path)
         if n == 0:
             start = now
         else:
-            partial = report.with_suffix(".partial")
-            partial.write_text(f"{n * batch / (now - start):.1f}\n")
-            partial.replace(report)
+            atomic_write_text(report, f"{n * batch / (now - start):.1f}\n")
         time.sleep(max(0.0, start + (n + 1) * batch / rate - time.perf_counter()))
 
 
