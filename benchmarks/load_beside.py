@@ -125,7 +125,7 @@ def load_beside(load: str, processes: int, pace: Pace | None = None) -> Iterator
         try:
             if load in PROCESS_CODE:
                 children = [subprocess.Popen([sys.executable, "-c", PROCESS_CODE[load]],
-                                             preexec_fn=lambda: os.nice(19))
+                                             preexec_fn=lambda: os.nice(19), start_new_session=True)
                             for _ in range(processes)]
                 time.sleep(1)  # started and at work
             elif load in PACED:
@@ -133,19 +133,16 @@ def load_beside(load: str, processes: int, pace: Pace | None = None) -> Iterator
                     raise ValueError(f"the {load} load needs a Pace")
                 children = [subprocess.Popen(
                     [sys.executable, __file__, load, *pace.argv(), "--report", str(report)],
-                    start_new_session=True)]  # its own process group: its workers go with it
+                    start_new_session=True)]
                 wait_for_report(children[0], report)
             else:
                 threading.Thread(target=THREADS[load], args=(stop,), daemon=True).start()
             yield beside
         finally:
             stop.set()
-            for child in children:
-                if load in PACED:
-                    with contextlib.suppress(ProcessLookupError):  # gone already
-                        os.killpg(child.pid, signal.SIGKILL)
-                else:
-                    child.kill()
+            for child in children:  # each leads a process group: a paced load's workers go with it
+                with contextlib.suppress(ProcessLookupError):  # gone already
+                    os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
             if report.exists():
                 beside.delivered = float(report.read_text())
