@@ -90,23 +90,6 @@ def run_config(args, model: str, decoder: str | None, share: float | None = None
         "max_steps_per_epoch": steps}))
 
 
-class CollectorClock:
-    """The seconds this process's garbage collector has run, all generations (``gc.callbacks``)."""
-
-    def __init__(self) -> None:
-        self.seconds, self._started = 0.0, 0.0
-        gc.callbacks.append(self._on_collection)
-
-    def _on_collection(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.seconds += time.perf_counter() - self._started
-
-
-COLLECTOR = CollectorClock()
-
-
 class WaitedBatches:
     """A trainer's batches as it iterates them, adding up the seconds it waited for each;
     ``delivered`` is when it got the last one."""
@@ -131,13 +114,29 @@ class TimedLogger(StepLogger):
     """Records at every synchronised log point (by step count) the time, the seconds the
     trainer had waited for batches until then (``waits``, set before training), the seconds
     its thread had spent launching steps (from a batch's delivery to the step's end) and the
-    :data:`COLLECTOR`'s seconds."""
+    seconds the process's garbage collector had run inside the ``with`` block (any thread,
+    all generations, from ``gc.callbacks``)."""
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.marks: dict[int, tuple[float, float, float, int, float]] = {}
         self.waits: WaitedBatches | None = None
         self.launching, self.launched = 0.0, 0
+        self.collecting, self._collection_started = 0.0, 0.0
+
+    def __enter__(self) -> "TimedLogger":
+        gc.callbacks.append(self._on_collection)
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._on_collection)
+        super().__exit__(*exc)
+
+    def _on_collection(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._collection_started = time.perf_counter()
+        else:
+            self.collecting += time.perf_counter() - self._collection_started
 
     def step(self, epoch, step_in_epoch, global_step, lr, loss) -> None:
         if not self.due(step_in_epoch):  # at log points the step's end is a sync: left out
@@ -146,7 +145,7 @@ class TimedLogger(StepLogger):
         super().step(epoch, step_in_epoch, global_step, lr, loss)
         if self.due(step_in_epoch):
             self.marks[step_in_epoch + 1] = (time.perf_counter(), self.waits.seconds,
-                                             self.launching, self.launched, COLLECTOR.seconds)
+                                             self.launching, self.launched, self.collecting)
 
 
 class ProfiledLogger(TimedLogger):

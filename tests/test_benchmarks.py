@@ -170,3 +170,21 @@ def test_a_paced_load_takes_batches_no_faster_than_its_pace(tmp_path: Path) -> N
 
     take_paced(slow(4), batch=10, rate=1000.0, report=report)  # a source slower than the pace
     assert float(report.read_text()) <= 100.05  # what the source gave, not the pace
+
+
+def test_the_timed_logger_counts_collections_inside_its_block_only() -> None:
+    import gc
+    from types import SimpleNamespace
+
+    from fishbench.engine import Progress
+    from input_pipeline import TimedLogger
+
+    logger = TimedLogger(SimpleNamespace(log_every_n_steps=1, epochs=1), None, 4, 1, Progress())
+    gc.collect()
+    assert logger.collecting == 0.0
+    with logger:
+        gc.collect()
+        inside = logger.collecting
+    gc.collect()
+    assert inside > 0 and logger.collecting == inside
+    assert logger._on_collection not in gc.callbacks
