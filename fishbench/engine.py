@@ -92,29 +92,17 @@ class Trainer(ABC):
         """Framework versions for ``metrics.json``."""
 
 
-def freeze_heap() -> None:
-    """Collect, then exempt every object alive from the garbage collector's scans (``gc.freeze``).
-
-    Called after a run's first step, when the model, optimizer, loaders and torch.compile's graphs
-    exist: over a million objects on CUDA, which a full collection (Python starts one whenever
-    the survivors since the last one reach a quarter of the heap) scanned in a 2.25 s pause of
-    training (BENCHMARKS.md, "Stop 24"). :func:`thaw_heap` undoes it when the run ends."""
-    gc.collect()
-    gc.freeze()
-
-
-def thaw_heap() -> None:
-    """Give every frozen object back to the collector (``gc.unfreeze``), so that what the run
-    leaves behind in reference cycles is reclaimed, e.g. before a multirun's next job in this
-    process. It also thaws objects that the caller froze before the run."""
-    gc.unfreeze()
-
-
 class StepLogger:
     """Called after every step; at log points it syncs, checks the loss and prints a line.
 
-    Inside a ``with`` block, it freezes the heap after the first step (:func:`freeze_heap`) and
-    thaws it when the block ends, however it ends."""
+    Inside a ``with`` block, after the first step, it collects and freezes the heap
+    (``gc.freeze``): the model, optimizer, loaders and torch.compile's graphs, over a million
+    objects on CUDA, are then left out of the collector's scans. A full collection (Python starts
+    one whenever the survivors since the last one reach a quarter of the heap) had scanned them in
+    a 2.25 s pause of training (BENCHMARKS.md, "Stop 24", one-off). When the block ends, however
+    it ends, it thaws the heap (``gc.unfreeze``, which also thaws what the caller froze before),
+    so that what the run left in reference cycles is reclaimed, e.g. before a multirun's next job
+    in this process."""
 
     def __init__(self, cfg: RunConfig, recorder: RunRecorder | None, global_batch: int,
                  steps_per_epoch: int, progress: Progress) -> None:
@@ -134,7 +122,7 @@ class StepLogger:
 
     def __exit__(self, *exc: object) -> None:
         if self._heap_frozen:
-            thaw_heap()
+            gc.unfreeze()
         self._heap_frozen = None
 
     def start_epoch(self) -> None:
@@ -151,7 +139,8 @@ class StepLogger:
         """``loss`` is a device scalar; it is read (a sync) only at log points."""
         self._since_lap += 1
         if self._heap_frozen is False:
-            freeze_heap()
+            gc.collect()
+            gc.freeze()
             self._heap_frozen = True
         if not self.due(step_in_epoch):
             return
