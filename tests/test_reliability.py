@@ -356,7 +356,8 @@ def test_the_heap_is_frozen_from_the_first_step_to_the_runs_end(hydra_run, tmp_p
     cycle = Node()
     cycle.itself = cycle
     scanned_in_training = []
-    StubTrainer.script = {"call_at": (1, 2), "loss": {nan_epoch: math.nan},
+    losses = {} if nan_epoch is None else {nan_epoch: math.nan}
+    StubTrainer.script = {"call_at": (1, 2), "loss": losses,
                           "call": lambda: scanned_in_training.append(
                               any(o is cycle for o in gc.get_objects()))}
     assert hydra_run(f"hydra.run.dir={tmp_path}") == (0 if nan_epoch is None else 2)
