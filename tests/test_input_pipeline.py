@@ -8,6 +8,7 @@ import io
 import math
 import os
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -274,51 +275,117 @@ def test_the_configured_share_of_files_goes_to_nvjpeg(tmp_path: Path) -> None:
     assert 10 <= sum(encoded) <= 14  # 30% of 40, spread by the golden-ratio hash
 
 
-def test_workers_hand_over_mixed_batches_in_shared_memory_unchanged(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_hand_over_mixed_batches_in_their_shared_memory_slots_unchanged(
+        tmp_path: Path) -> None:
     from torch.utils.data import DataLoader
 
-    from fishbench.backends.pytorch import loader as torch_loader
     from fishbench.backends.pytorch.loader import PlanDataset, collate
+    from fishbench.backends.pytorch.slots import FRESH, WorkerSlots
 
     root = jpeg_tree(tmp_path, classes=2, per_class=6)
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root))))
     source = SampleSource(spec.train, "stop", AugmentPlan(1, TRAIN), None, 0.5)
     keys = [(0, p) for p in range(12)]
     loader = DataLoader(PlanDataset(source), batch_size=12, sampler=keys, num_workers=1,
-                        collate_fn=collate)
-    got, want = next(iter(loader)), collate([source.read(*key) for key in keys])
+                        collate_fn=partial(collate, slots=WorkerSlots(1, 4)))
+    got, want = next(iter(loader)), collate([source.read(*key) for key in keys], WorkerSlots(0, 4))
     assert 0 < len(got.crops) < 12 and got.positions.tolist() == want.positions.tolist()
-    for name in ("pixels", "encoded", "labels", "aug"):
+    for name in ("pixels", "encoded", "positions", "labels", "aug"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
-    assert not (want.pixels.is_shared() or want.encoded.is_shared())
-    # In a worker, collate writes into shared memory (handing it over then copies nothing).
-    monkeypatch.setattr(torch_loader, "get_worker_info", lambda: object())
-    in_worker = collate([source.read(*key) for key in keys])
-    assert in_worker.pixels.is_shared() and in_worker.encoded.is_shared()
-    assert torch.equal(in_worker.pixels, want.pixels)
+    # all in one shared slot from the worker; plain memory when collated in this process
+    assert got.slot == 0 and got.pixels.is_shared() and got.storage.nbytes() >= 12 * 32 * 32 * 3
+    assert all(getattr(got, n).untyped_storage().data_ptr() == got.storage.data_ptr()
+               for n in ("pixels", "positions", "labels", "aug"))
+    assert want.slot == FRESH and not want.storage.is_shared()
 
 
-def test_pinning_a_batch_frees_the_workers_shared_memory_at_once(
+def test_a_worker_reuses_a_slot_only_after_its_release(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from torch.multiprocessing.reductions import StorageWeakRef
+    from fishbench.backends.pytorch import slots as slots_module
+    from fishbench.backends.pytorch.slots import FRESH, WorkerSlots
 
-    from fishbench.backends.pytorch import loader as torch_loader
-    from fishbench.backends.pytorch.loader import collate
+    slots = WorkerSlots(2, 2)
+    assert slots.take(100)[0] == FRESH  # outside a worker: plain memory, no slot
+    monkeypatch.setattr(slots_module, "get_worker_info", lambda: replace_id(1))
+    (a, first), (b, second) = slots.take(100), slots.take(100)
+    assert {a, b} == {2, 3} and first.is_shared() and first.nbytes() >= 100
+    assert slots.take(10)[0] == FRESH  # both of worker 1's slots busy: memory of its own
+    slots.release(a, first)
+    assert slots.take(50) == (a, first)  # the same storage again: nothing new to map
+    slots.release(b, second)
+    grown, storage = slots.take(1000)  # b is free but too small: it grows
+    assert grown == b and storage.nbytes() >= 1000 and storage.data_ptr() != second.data_ptr()
+    slots.reset()
+    assert slots.take(10)[0] in (a, b)
 
-    root = jpeg_tree(tmp_path, classes=2, per_class=2)
+
+def replace_id(worker: int):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(id=worker)
+
+
+def test_batches_in_reused_slots_stay_intact_while_the_main_process_holds_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.utils.data import DataLoader
+
+    from fishbench.backends.pytorch.loader import PlanDataset, collate
+    from fishbench.backends.pytorch.slots import FRESH, WorkerSlots
+
+    root = jpeg_tree(tmp_path, classes=2, per_class=12)
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root))))
     source = SampleSource(spec.train, "stop", AugmentPlan(1, TRAIN), None, 0.0)
-    monkeypatch.setattr(torch_loader, "get_worker_info", lambda: object())
-    batch = collate([source.read(0, p) for p in range(4)])
-    before = batch.pixels.clone()
-    handed_over = batch.pixels, batch.positions, batch.labels, batch.aug  # pixels: shared memory
-    assert batch.pixels.is_shared()
-    storages = [StorageWeakRef(t.untyped_storage()) for t in handed_over]
-    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self.clone())  # no CUDA here
-    assert torch.equal(batch.pin_memory().pixels, before)
-    # freed by pinning although ``handed_over`` still references the tensors
-    assert all(storage.expired() for storage in storages)
+    keys = [(0, p) for p in range(24)]
+    slots = WorkerSlots(1, 5)
+    # one batch worked ahead: 2 held + 1 in hand + 1 being filled never need a sixth slot
+    loader = DataLoader(PlanDataset(source), batch_size=2, sampler=keys, num_workers=1,
+                        collate_fn=partial(collate, slots=slots), prefetch_factor=1)
+    mappings = []  # shared memory this process maps when a batch comes in
+    map_shared = torch.UntypedStorage._new_shared_fd_cpu
+    monkeypatch.setattr(torch.UntypedStorage, "_new_shared_fd_cpu", classmethod(
+        lambda cls, *args: mappings.append(args) or map_shared(*args)))
+    held, used, batches = [], set(), iter(loader)
+    for k in range(len(loader)):
+        batch = next(batches)
+        assert batch.slot != FRESH and batch.slot not in [h.slot for h in held]
+        if k < 2:
+            held.append(batch)  # never released
+            continue
+        used.add(batch.slot)
+        slots.release(batch.slot, batch.storage)
+        del batch  # only the slots keep its memory mapped here
+    # ten batches in the three other slots, each slot mapped here once
+    assert len(used) <= 3 and len(mappings) == len(used) + 2
+    for k, batch in enumerate(held):
+        want = collate([source.read(*key) for key in keys[2 * k:2 * k + 2]], WorkerSlots(0, 1))
+        for name in ("pixels", "labels", "aug"):
+            assert torch.equal(getattr(batch, name), getattr(want, name)), name
+
+
+def test_device_batches_from_reused_slots_equal_in_process_ones_over_cut_epochs(
+        tmp_path: Path) -> None:
+    from fishbench.backends.pytorch.loader import build_loaders
+
+    root = jpeg_tree(tmp_path, classes=2, per_class=12)
+    spec = load_data_spec(RunConfig(dataset=DatasetConfig(
+        name="imagefolder", root=str(root), image_size=32, resize_size=40)))
+
+    def epochs(workers: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        train, _ = build_loaders(spec, 2, workers, "stop", 3, 0, 1, torch.device("cpu"), "cpu",
+                                 torch.contiguous_format, BadFiles())
+        kept = []
+        for epoch, steps in ((0, 3), (1, None), (2, None)):  # the first cut short
+            train.sampler.set_epoch(epoch)
+            for step, batch in enumerate(train):
+                if step == steps:
+                    break
+                kept.append(batch)  # held to the end, while the slots are reused
+        return kept
+
+    got, want = epochs(1), epochs(0)
+    assert len(got) == len(want) == 3 + 12 + 12
+    for (images, labels), (want_images, want_labels) in zip(got, want):
+        assert torch.equal(labels, want_labels) and torch.equal(images, want_images)
 
 
 def test_auto_workers_share_the_usable_cores() -> None:
@@ -435,6 +502,7 @@ def test_gpu_engine_kernel_crops_and_resizes_as_pil() -> None:
 def test_mixed_batches_are_filled_in_batch_order_in_one_layout() -> None:
     from fishbench.backends.pytorch.loader import assemble, collate, fill_encoded
     from fishbench.backends.pytorch.resize import crop_resize_into
+    from fishbench.backends.pytorch.slots import WorkerSlots
     from fishbench.data.decode import Sample
 
     images, crops = kernel_case()
@@ -449,8 +517,8 @@ def test_mixed_batches_are_filled_in_batch_order_in_one_layout() -> None:
         return Sample(np.frombuffer(b"jpeg bytes", np.uint8), i, aug, i, 0,
                       crops[encoded_at.index(i)])
 
-    mixed = collate([sample(i) for i in range(9)])
-    workers_only = collate([sample(i) for i in (0, 4, 7)])
+    mixed = collate([sample(i) for i in range(9)], WorkerSlots(0, 1))
+    workers_only = collate([sample(i) for i in (0, 4, 7)], WorkerSlots(0, 1))
     # Only the workers' crops travel as pixels (no empty slots), the rest as bytes.
     assert mixed.pixels.shape == (3, 24, 24, 3) and workers_only.pixels.shape == (3, 24, 24, 3)
     assert mixed.encoded.numel() == 6 * len(b"jpeg bytes") and mixed.encoded_ends[-1] == 60

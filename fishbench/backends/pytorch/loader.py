@@ -1,7 +1,8 @@
 """PyTorch input pipelines over the shared index, augmentation plan and decode engines.
 
 Workers hand over uint8 crops (``cpu`` engine: :mod:`~fishbench.backends.pytorch.cpu_decode`) or
-JPEG bytes (``gpu`` engine); the main process moves each batch to the device (for the ``gpu``
+JPEG bytes (``gpu`` engine) in shared-memory slots they reuse
+(:mod:`~fishbench.backends.pytorch.slots`); the main process moves each batch to the device (for the ``gpu``
 engine decoding it there with nvjpeg, then cropping and resizing it with one batched kernel,
 :mod:`~fishbench.backends.pytorch.resize`) and runs the float stage once per batch: flip, colour
 jitter, normalise, channels_last. On CUDA a prefetch thread prepares the next batches on its own
@@ -16,14 +17,16 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fishbench.backends.pytorch.augment import FloatStage
 from fishbench.backends.pytorch.cpu_decode import tensor_decode
+from fishbench.backends.pytorch.slots import WorkerSlots
 from fishbench.data.decode import BadFiles, Crop, Sample, SampleSource, pil_decode
 from fishbench.data.images import READ_ERRORS, synthetic_sample
 from fishbench.data.index import DatasetIndex
@@ -34,6 +37,7 @@ from fishbench.errors import DataError
 log = logging.getLogger("fishbench")
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (float, normalised, on the device), labels
 PIPELINE_STREAM_PRIORITY = 0  # the prefetch threads' CUDA streams (0: the default, lowest)
+PREFETCH_FACTOR = 4  # batches each DataLoader worker works ahead
 
 
 class PlanDataset(Dataset):
@@ -77,9 +81,9 @@ class HostBatch:
     """A collated batch on the host: ``pixels`` (uint8 NHWC) holds only the crops the workers
     decoded, ``encoded`` the other samples' JPEG bytes (one tensor, cut at ``encoded_ends``) with
     their ``crops``; ``positions`` is each one's place in the batch, the decoded crops' first.
-    Then the per-sample numbers. Few tensors, and no empty slots: each tensor a worker hands over
-    costs a shared-memory segment, and each byte is copied into shared, then pinned, then device
-    memory, beside the training thread."""
+    Then the per-sample numbers. A worker writes the tensors into one of its shared-memory
+    ``slot``-s (:mod:`~fishbench.backends.pytorch.slots`), so handing them over copies nothing
+    and maps nothing new."""
 
     pixels: torch.Tensor
     encoded: torch.Tensor
@@ -90,6 +94,7 @@ class HostBatch:
     aug: torch.Tensor
     files: np.ndarray
     skipped: np.ndarray
+    slot: int
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -99,49 +104,54 @@ class HostBatch:
         """The encoded samples' places in the batch."""
         return self.positions[len(self.pixels):].tolist()
 
+    @property
+    def storage(self) -> torch.UntypedStorage:
+        """The slot's memory (``encoded`` stays in it when the rest is pinned)."""
+        return self.encoded.untyped_storage()
+
     def pin_memory(self) -> "HostBatch":
-        shared = self.pixels, self.positions, self.labels, self.aug
-        self.pixels, self.positions, self.labels, self.aug = (t.pin_memory() for t in shared)
-        free_storage(*shared)
+        self.pixels, self.positions, self.labels, self.aug = (
+            t.pin_memory() for t in (self.pixels, self.positions, self.labels, self.aug))
         return self
 
 
-def free_storage(*tensors: torch.Tensor) -> None:
-    """Free the tensors' memory now, inside a torch call that lets go of the GIL. Dropping the
-    last reference to a tensor a worker handed over unmaps its shared memory with the GIL held,
-    which the training thread then waits for."""
-    for tensor in tensors:
-        tensor.set_()
+def carve(storage: torch.UntypedStorage | None,
+          parts: list[tuple[torch.dtype, tuple[int, ...]]]) -> tuple[list[torch.Tensor], int]:
+    """Tensors of the given dtypes and shapes laid out one after another in ``storage``, each
+    at a multiple of 8 bytes, and the bytes they take (``storage`` None: only the bytes)."""
+    tensors, offset = [], 0
+    for dtype, shape in parts:
+        itemsize = dtype.itemsize
+        offset = -(-offset // 8) * 8
+        if storage is not None:
+            tensors.append(torch.empty(0, dtype=dtype).set_(storage, offset // itemsize, shape))
+        offset += int(np.prod(shape)) * itemsize
+    return tensors, offset
 
 
-def worker_array(shape: tuple[int, ...]) -> tuple[torch.Tensor, np.ndarray]:
-    """An uninitialised uint8 tensor and a numpy view of it; inside a DataLoader worker it lies
-    in shared memory from the start, so handing it over copies nothing (as default_collate)."""
-    if get_worker_info() is None:
-        tensor = torch.empty(shape, dtype=torch.uint8)
-    else:
-        storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
-        tensor = torch.empty(0, dtype=torch.uint8).set_(storage, 0, shape)
-    return tensor, tensor.numpy()
-
-
-def collate(samples: list[Sample]) -> HostBatch:
+def collate(samples: list[Sample], slots: WorkerSlots) -> HostBatch:
     decoded = [i for i, s in enumerate(samples) if not s.encoded]
     encoded = [i for i, s in enumerate(samples) if s.encoded]
     size = samples[decoded[0]].pixels.shape[0] if decoded else samples[0].crop.size
-    pixels, pixel_array = worker_array((len(decoded), size, size, 3))
-    for row, i in enumerate(decoded):
-        pixel_array[row] = samples[i].pixels
     data = [samples[i].pixels for i in encoded]
     ends = np.cumsum([len(d) for d in data]).tolist()
-    files, file_array = worker_array((ends[-1] if ends else 0,))
+    aug = np.stack([s.aug for s in samples])
+    n = len(samples)
+    parts = [(torch.uint8, (len(decoded), size, size, 3)), (torch.uint8, (ends[-1] if ends else 0,)),
+             (torch.int64, (n,)), (torch.int64, (n,)), (torch.float32, aug.shape)]
+    slot, storage = slots.take(carve(None, parts)[1])
+    (pixels, files, positions, labels, augs), _ = carve(storage, parts)
+    pixel_array = pixels.numpy()
+    for row, i in enumerate(decoded):
+        pixel_array[row] = samples[i].pixels
     if data:
-        np.concatenate(data, out=file_array)
-    return HostBatch(pixels, files, ends, [samples[i].crop for i in encoded],
-                     torch.tensor(decoded + encoded, dtype=torch.long),
-                     torch.tensor([s.label for s in samples]),
-                     torch.from_numpy(np.stack([s.aug for s in samples])),
-                     np.array([s.file for s in samples]), np.array([s.skipped for s in samples]))
+        np.concatenate(data, out=files.numpy())
+    positions.numpy()[:] = decoded + encoded
+    labels.numpy()[:] = [s.label for s in samples]
+    augs.numpy()[:] = aug
+    return HostBatch(pixels, files, ends, [samples[i].crop for i in encoded], positions, labels,
+                     augs, np.array([s.file for s in samples]),
+                     np.array([s.skipped for s in samples]), slot)
 
 
 def assemble(pixels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -205,7 +215,6 @@ class DeviceDecoder:
             log.warning("nvjpeg refused a batch (%s); decoding its %d JPEGs on the CPU",
                         err, len(batch.crops))
             return None
-        free_storage(batch.encoded)  # staged: only the CPU fallback would read it again
         current.wait_stream(self.stream)
         return decoded
 
@@ -257,15 +266,16 @@ class DeviceBatches:
     """The batches of a split as the model takes them: ``(images, labels)`` on the device.
 
     Two steps per batch: :meth:`upload` (copies, nvjpeg decode) and :meth:`finish` (crops,
-    float stage). On CUDA each runs in a :class:`Prefetcher` thread, so that the decode of one
-    batch, the float work of the next and the training step overlap. Counts the unreadable files
-    met in ``bad_files`` (shared by train and val).
+    float stage), after which the batch's slot goes back to its worker (``slots``). On CUDA each
+    step runs in a :class:`Prefetcher` thread, so that the decode of one batch, the float work of
+    the next and the training step overlap. Counts the unreadable files met in ``bad_files``
+    (shared by train and val).
     """
 
     def __init__(self, loader: DataLoader, stage: FloatStage, device: torch.device,
-                 bad_files: BadFiles, decoder: DeviceDecoder | None) -> None:
+                 bad_files: BadFiles, decoder: DeviceDecoder | None, slots: WorkerSlots) -> None:
         self.loader, self.stage, self.device = loader, stage, device
-        self.bad_files, self.decoder = bad_files, decoder
+        self.bad_files, self.decoder, self.slots = bad_files, decoder, slots
         self.sampler = loader.sampler
         self.index = loader.dataset.source.index  # type: ignore[attr-defined]
 
@@ -274,8 +284,9 @@ class DeviceBatches:
 
     def upload(self, batch: HostBatch) -> tuple[Uploaded, list[torch.Tensor]]:
         self.bad_files.add(self.index, batch.files, batch.skipped)
-        pixels, positions, aug, labels = (t.to(self.device, non_blocking=True) for t in (
-            batch.pixels, batch.positions, batch.aug, batch.labels))
+        pixels, positions, aug = (t.to(self.device, non_blocking=True) for t in (
+            batch.pixels, batch.positions, batch.aug))
+        labels = batch.labels.to(self.device, non_blocking=True, copy=True)  # outlives the slot
         up = Uploaded(batch, assemble(pixels, positions), aug, labels,
                       self.decoder.decode(batch) if batch.crops else None)
         return up, up.tensors()
@@ -284,9 +295,11 @@ class DeviceBatches:
         if up.host.crops:
             self.decoder.fill(up)  # type: ignore[union-attr]
         batch = self.stage(up.pixels, up.aug), up.labels
+        self.slots.release(up.host.slot, up.host.storage)
         return batch, list(batch)
 
     def __iter__(self) -> Iterator[Batch]:
+        self.slots.reset()
         if self.device.type != "cuda":
             for batch in batches(self.loader):
                 yield self.finish(self.upload(batch)[0])[0]
@@ -410,17 +423,20 @@ def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, bad_images:
     def split(index: DatasetIndex, plan: AugmentPlan | None, shuffle: bool) -> DeviceBatches:
         source = SampleSource(index, bad_images, plan,
                               None if shuffle else spec.eval_transform, device_share, tensor_decode)
+        # a worker's batches in use at once: those it works ahead, then after the DataLoader
+        # hands one over, one in each step and those queued between them
+        slots = WorkerSlots(num_workers, PREFETCH_FACTOR + 2 + Prefetcher.depth)
         loader = DataLoader(PlanDataset(source), batch_size=batch_size,
                             sampler=EpochSampler(index, seed, rank, world_size, shuffle),
-                            num_workers=num_workers, collate_fn=collate,
+                            num_workers=num_workers, collate_fn=partial(collate, slots=slots),
                             pin_memory=device.type == "cuda", drop_last=shuffle,
                             persistent_workers=num_workers > 0,
-                            prefetch_factor=4 if num_workers > 0 else None)
+                            prefetch_factor=PREFETCH_FACTOR if num_workers > 0 else None)
         t = spec.train_transform if shuffle else spec.eval_transform
         stage = FloatStage(t.mean, t.std, device, memory_format,
                            flip=shuffle and spec.train_transform.hflip,
                            jitter=shuffle and any(spec.train_transform.color_jitter))
-        return DeviceBatches(loader, stage, device, bad_files, device_decoder)
+        return DeviceBatches(loader, stage, device, bad_files, device_decoder, slots)
 
     return (split(spec.train, AugmentPlan(seed, spec.train_transform), True),
             split(spec.val, None, False))
