@@ -2,13 +2,13 @@
 
 Workers hand over uint8 crops (``cpu`` engine: :mod:`~fishbench.backends.pytorch.cpu_decode`) or
 JPEG bytes (``gpu`` engine) in shared-memory slots they reuse
-(:mod:`~fishbench.backends.pytorch.slots`); the main process moves each batch to the device (for the ``gpu``
-engine decoding it there with nvjpeg, then cropping and resizing it with one batched kernel,
-:mod:`~fishbench.backends.pytorch.resize`) and runs the float stage once per batch: flip, colour
-jitter, normalise, channels_last. On CUDA a prefetch thread prepares the next batches on its own
-stream while the current one trains (timm's PrefetchLoader copies on a side stream; the thread is
-needed too because ``decode_jpeg`` on the GPU blocks its caller until the decode has finished, with
-the GIL released).
+(:mod:`~fishbench.backends.pytorch.slots`); the main process moves each batch to the device (for
+the ``gpu`` engine decoding it there with nvjpeg, then cropping and resizing it with one batched
+kernel, :mod:`~fishbench.backends.pytorch.resize`) and runs the float stage once per batch: flip,
+colour jitter, normalise, channels_last. On CUDA a prefetch thread prepares the next batches on
+its own stream while the current one trains (timm's PrefetchLoader copies on a side stream; the
+thread is needed too because ``decode_jpeg`` on the GPU blocks its caller until the decode has
+finished, with the GIL released).
 """
 
 from __future__ import annotations
@@ -136,8 +136,8 @@ def collate(samples: list[Sample], slots: WorkerSlots) -> HostBatch:
     data = [samples[i].pixels for i in encoded]
     ends = np.cumsum([len(d) for d in data]).tolist()
     aug = np.stack([s.aug for s in samples])
-    n = len(samples)
-    parts = [(torch.uint8, (len(decoded), size, size, 3)), (torch.uint8, (ends[-1] if ends else 0,)),
+    n, nbytes = len(samples), ends[-1] if ends else 0
+    parts = [(torch.uint8, (len(decoded), size, size, 3)), (torch.uint8, (nbytes,)),
              (torch.int64, (n,)), (torch.int64, (n,)), (torch.float32, aug.shape)]
     slot, storage = slots.take(carve(None, parts)[1])
     (pixels, files, positions, labels, augs), _ = carve(storage, parts)

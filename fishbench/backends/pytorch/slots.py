@@ -2,7 +2,7 @@
 
 A worker hands a batch over in shared memory. Were that a new segment per batch, the main
 process would map each one and, after use, free it: freeing ~32 MB (a batch of 256 at 224 px)
-holds the GIL for ~1.7 ms on this project's CPU (the tests), and py-spy found that freeing at
+holds the GIL for ~1.7 ms on this project's CPU (a one-off check), and py-spy found that freeing at
 7% of the wall time beside FishNet99 on an H200 (BENCHMARKS.md, "Stop 25"), time the training
 thread waits for the GIL. Instead each worker fills one of its own slots (a shared storage it
 keeps), and the main process keeps every slot it has seen: a slot handed over again is found in
