@@ -10,6 +10,7 @@ import os
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -299,14 +300,13 @@ def test_workers_hand_over_mixed_batches_in_their_shared_memory_slots_unchanged(
     assert want.slot == FRESH and not want.storage.is_shared()
 
 
-def test_a_worker_reuses_a_slot_only_after_its_release(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_reuses_a_slot_only_after_its_release(monkeypatch: pytest.MonkeyPatch) -> None:
     from fishbench.backends.pytorch import slots as slots_module
     from fishbench.backends.pytorch.slots import FRESH, WorkerSlots
 
     slots = WorkerSlots(2, 2)
     assert slots.take(100)[0] == FRESH  # outside a worker: plain memory, no slot
-    monkeypatch.setattr(slots_module, "get_worker_info", lambda: replace_id(1))
+    monkeypatch.setattr(slots_module, "get_worker_info", lambda: worker_info(1))
     (a, first), (b, second) = slots.take(100), slots.take(100)
     assert {a, b} == {2, 3} and first.is_shared() and first.nbytes() >= 100
     assert slots.take(10)[0] == FRESH  # both of worker 1's slots busy: memory of its own
@@ -319,9 +319,8 @@ def test_a_worker_reuses_a_slot_only_after_its_release(
     assert slots.take(10)[0] in (a, b)
 
 
-def replace_id(worker: int):
-    from types import SimpleNamespace
-
+def worker_info(worker: int) -> SimpleNamespace:
+    """What ``get_worker_info()`` says in DataLoader worker ``worker``."""
     return SimpleNamespace(id=worker)
 
 

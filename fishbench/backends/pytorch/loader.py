@@ -82,8 +82,8 @@ class HostBatch:
     decoded, ``encoded`` the other samples' JPEG bytes (one tensor, cut at ``encoded_ends``) with
     their ``crops``; ``positions`` is each one's place in the batch, the decoded crops' first.
     Then the per-sample numbers. A worker writes the tensors into one of its shared-memory
-    ``slot``-s (:mod:`~fishbench.backends.pytorch.slots`), so handing them over copies nothing
-    and maps nothing new."""
+    ``slot``-s (:mod:`~fishbench.backends.pytorch.slots`), so handing them over copies nothing,
+    and once the slot has come round, maps nothing new."""
 
     pixels: torch.Tensor
     encoded: torch.Tensor
