@@ -115,18 +115,17 @@ class HostBatch:
         return self
 
 
-def carve(storage: torch.UntypedStorage | None,
-          parts: list[tuple[torch.dtype, tuple[int, ...]]]) -> tuple[list[torch.Tensor], int]:
-    """Tensors of the given dtypes and shapes laid out one after another in ``storage``, each
-    at a multiple of 8 bytes, and the bytes they take (``storage`` None: only the bytes)."""
-    tensors, offset = [], 0
+Parts = list[tuple[torch.dtype, tuple[int, ...]]]  # tensors to lay out: dtype and shape
+
+
+def layout(parts: Parts) -> tuple[list[int], int]:
+    """Byte offsets of ``parts`` laid out one after another, each at a multiple of 8 bytes, and
+    the bytes they take."""
+    offsets, end = [], 0
     for dtype, shape in parts:
-        itemsize = dtype.itemsize
-        offset = -(-offset // 8) * 8
-        if storage is not None:
-            tensors.append(torch.empty(0, dtype=dtype).set_(storage, offset // itemsize, shape))
-        offset += int(np.prod(shape)) * itemsize
-    return tensors, offset
+        offsets.append(-(-end // 8) * 8)
+        end = offsets[-1] + int(np.prod(shape)) * dtype.itemsize
+    return offsets, end
 
 
 def collate(samples: list[Sample], slots: WorkerSlots) -> HostBatch:
@@ -135,12 +134,14 @@ def collate(samples: list[Sample], slots: WorkerSlots) -> HostBatch:
     size = samples[decoded[0]].pixels.shape[0] if decoded else samples[0].crop.size
     data = [samples[i].pixels for i in encoded]
     ends = np.cumsum([len(d) for d in data]).tolist()
-    aug = np.stack([s.aug for s in samples])
     n, nbytes = len(samples), ends[-1] if ends else 0
     parts = [(torch.uint8, (len(decoded), size, size, 3)), (torch.uint8, (nbytes,)),
-             (torch.int64, (n,)), (torch.int64, (n,)), (torch.float32, aug.shape)]
-    slot, storage = slots.take(carve(None, parts)[1])
-    (pixels, files, positions, labels, augs), _ = carve(storage, parts)
+             (torch.int64, (n,)), (torch.int64, (n,)), (torch.float32, (n, *samples[0].aug.shape))]
+    offsets, total = layout(parts)
+    slot, storage = slots.take(total)
+    pixels, files, positions, labels, aug = (
+        torch.empty(0, dtype=dtype).set_(storage, offset // dtype.itemsize, shape)
+        for (dtype, shape), offset in zip(parts, offsets))
     pixel_array = pixels.numpy()
     for row, i in enumerate(decoded):
         pixel_array[row] = samples[i].pixels
@@ -148,9 +149,9 @@ def collate(samples: list[Sample], slots: WorkerSlots) -> HostBatch:
         np.concatenate(data, out=files.numpy())
     positions.numpy()[:] = decoded + encoded
     labels.numpy()[:] = [s.label for s in samples]
-    augs.numpy()[:] = aug
+    np.stack([s.aug for s in samples], out=aug.numpy())
     return HostBatch(pixels, files, ends, [samples[i].crop for i in encoded], positions, labels,
-                     augs, np.array([s.file for s in samples]),
+                     aug, np.array([s.file for s in samples]),
                      np.array([s.skipped for s in samples]), slot)
 
 
