@@ -3,10 +3,10 @@
 A worker hands a batch over in shared memory. Were that a new segment per batch, the main process
 would map each one and, after use, free it, with the GIL held: ~1.7 ms per ~32 MB (a batch of 256
 at 224 px) on this project's CPU (a one-off check); beside FishNet99 on an H200 py-spy caught the
-training process freeing them 7% of the time (BENCHMARKS.md, "Stop 25"), time its training thread
-waits for the GIL. Instead each worker fills one of its own slots (a shared storage it keeps), and
-the main process keeps every slot it has seen: a slot handed over again is found in torch's cache
-of shared storages, not mapped again, and nothing is freed per batch.
+training process freeing them 7% of the time (one-off, BENCHMARKS.md "Stop 25"), time its training
+thread waits for the GIL. Instead each worker fills one of its own slots (a shared storage it
+keeps), and the main process keeps every slot it has seen: a slot handed over again is found in
+torch's cache of shared storages, not mapped again, and nothing is freed per batch.
 
 A slot is busy from the worker's :meth:`WorkerSlots.take` until the main process's
 :meth:`WorkerSlots.release` (one flag per slot in shared memory, behind a lock, which orders the
