@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from fishbench.app import main as run_main
+from fishbench.run.app import main as run_main
 from fishbench.config import quote_world_choices, register_resolvers
 
 register_resolvers()

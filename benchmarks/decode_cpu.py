@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fishbench.backends.pytorch.cpu_decode import tensor_decode
+from fishbench.backends.pytorch.input.cpu_decode import tensor_decode
 from fishbench.data.decode import Crop, Decode, eval_crop, pil_decode
 from fishbench.data.plan import AugmentPlan
 from fishbench.data.transforms import EvalTransform, TrainTransform

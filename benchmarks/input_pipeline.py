@@ -37,14 +37,15 @@ from omegaconf import OmegaConf
 from fishbench.backends.pytorch import loader as torch_loader
 from fishbench.backends.pytorch import trainer as torch_trainer
 from fishbench.backends.pytorch.device import prepare_cuda
-from fishbench.backends.pytorch.loader import build_loaders
+from fishbench.backends.pytorch.input.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.backends.pytorch.trainer import TorchTrainer
-from fishbench.config import COMPILE_MODES, DatasetConfig, validate
+from fishbench.config import DatasetConfig, validate
+from fishbench.config.schema import COMPILE_MODES
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import load_data_spec
-from fishbench.engine import Progress, StepLogger
-from fishbench.schedule import lr_per_step
+from fishbench.run.engine import Progress, StepLogger
+from fishbench.run.schedule import lr_per_step
 import load_beside
 
 # --high-priority: (the trainer's TRAIN_STREAM_PRIORITY, the loader's PIPELINE_STREAM_PRIORITY)
@@ -351,7 +352,7 @@ def check_stage(args) -> None:
     """The float stage's Triton kernels against its torch ops on the same batch (random pixels,
     the plan's flips and jitter): the largest difference in normalised units; the device time
     per batch of both (the torch ops compiled, as the stage ran on CUDA before the kernels)."""
-    from fishbench.backends.pytorch.augment import FloatStage
+    from fishbench.backends.pytorch.input.augment import FloatStage
     from fishbench.data.plan import AugmentPlan
 
     spec = load_data_spec(run_config(args, "resnet50", "cpu"))
@@ -423,7 +424,7 @@ def time_crop_resize(args) -> None:
     :func:`device_ms`)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from fishbench.backends.pytorch.resize import crop_resize_into
+    from fishbench.backends.pytorch.input.resize import crop_resize_into
     from fishbench.data.decode import SampleSource
     from fishbench.data.plan import AugmentPlan
 

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from fishbench.results import atomic_write_text
+from fishbench.run.records import atomic_write_text
 
 PROCESS_CODE = {
     "cpu": "while True: pass",

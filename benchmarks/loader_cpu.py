@@ -46,7 +46,7 @@ def main() -> None:
     if args.backend == "pytorch":
         import torch
 
-        from fishbench.backends.pytorch.loader import build_loaders
+        from fishbench.backends.pytorch.input.loader import build_loaders
 
         torch.set_num_threads(1)
         train, _ = build_loaders(spec, args.batch, args.workers, "skip", cfg.seed, 0, 1,
@@ -57,7 +57,7 @@ def main() -> None:
             return iter(train)
     else:
         from fishbench.backends.mindspore.device import configure
-        from fishbench.backends.mindspore.loader import build_batches
+        from fishbench.backends.mindspore.input.loader import build_batches
 
         configure(cfg)
         train, _ = build_batches(spec, args.batch, args.workers, "skip", cfg.seed, 0, 1, BadFiles())

@@ -63,7 +63,7 @@ def set_threads(backend: str, threads: int) -> None:
 def build_trainer(backend: str, model: str, steps: int, epochs: int, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from fishbench.app import load_backend
+    from fishbench.run.app import load_backend
     from fishbench.config import register_resolvers, validate
     from fishbench.data.spec import load_data_spec
 
@@ -84,7 +84,7 @@ def train_batches(trainer, backend: str):
     """The trainer's train batches of epoch 0, as its own loop reads them."""
     if backend == "mindspore":
         return trainer.train_batches.epoch(0)
-    from fishbench.backends.pytorch.loader import batches
+    from fishbench.backends.pytorch.input.loader import batches
 
     return batches(trainer.train_loader)
 
@@ -92,7 +92,7 @@ def train_batches(trainer, backend: str):
 def worker(backend: str, model: str, args: dict[str, Any], conn) -> None:
     """Build the trainer, then answer ``epoch`` (train one epoch, then evaluate), ``profile``
     (the same under the profiler), ``data`` (read one epoch's batches) until ``stop``."""
-    from fishbench.schedule import lr_per_step
+    from fishbench.run.schedule import lr_per_step
 
     if args["threads"]:
         set_threads(backend, args["threads"])

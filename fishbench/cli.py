@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fishbench.compare import compare, render_text, write_csv, write_markdown, write_png
 from fishbench.errors import FishbenchError
-from fishbench.sweep_resume import SweepError, resume_command
+from fishbench.sweeps.resume import SweepError, resume_command
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fishbench.checkpoint import CheckpointPolicy, resolve_checkpoint
+from fishbench.run.checkpoints import CheckpointPolicy, resolve_checkpoint
 from fishbench.errors import CheckpointError
 
 

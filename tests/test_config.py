@@ -10,7 +10,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
 from conftest import REPO
-from fishbench.config import ConfigError, register_resolvers, validate
+from fishbench.config import register_resolvers, validate
+from fishbench.errors import ConfigError
 
 register_resolvers()
 

@@ -79,7 +79,7 @@ def test_eval_box_is_resize_then_centre_crop() -> None:
 
 
 def decoders() -> list:
-    from fishbench.backends.pytorch.cpu_decode import tensor_decode
+    from fishbench.backends.pytorch.input.cpu_decode import tensor_decode
 
     return [pil_decode, tensor_decode]
 
@@ -135,7 +135,7 @@ def stage_case(n: int = 12, hue: float = TRAIN.color_jitter[3]):
 @pytest.mark.parametrize("implementation", ["torch_ops", "kernels"])  # kernels: CUDA's
 def test_float_stage_equals_torchvision_on_the_same_uint8_input(implementation: str,
                                                                hue: float) -> None:
-    from fishbench.backends.pytorch.augment import FloatStage
+    from fishbench.backends.pytorch.input.augment import FloatStage
 
     pixels, aug, want = stage_case(hue=hue)
     stage = FloatStage(TRAIN.mean, TRAIN.std, KERNEL_DEVICE, torch.channels_last,
@@ -147,7 +147,7 @@ def test_float_stage_equals_torchvision_on_the_same_uint8_input(implementation: 
 
 
 def test_float_stage_kernels_equal_the_torch_ops_without_flip_and_jitter() -> None:
-    from fishbench.backends.pytorch.augment import FloatStage
+    from fishbench.backends.pytorch.input.augment import FloatStage
 
     pixels, aug, _ = stage_case()
     stage = FloatStage(EVAL.mean, EVAL.std, KERNEL_DEVICE, torch.contiguous_format,
@@ -160,7 +160,7 @@ def test_float_stage_kernels_equal_the_torch_ops_without_flip_and_jitter() -> No
 @pytest.mark.parametrize("hue", [0.1, 0.0])  # hue 0: the stage leaves the hue out
 def test_mindspore_float_stage_equals_torchvision_on_the_same_uint8_input(hue: float) -> None:
     pytest.importorskip("mindspore", reason="the MindSpore stage needs mindspore")
-    from fishbench.backends.mindspore.augment import FloatStage
+    from fishbench.backends.mindspore.input.augment import FloatStage
     from fishbench.backends.mindspore.device import configure
 
     configure(RunConfig())  # the device first, as a run does: later tests' trainers need it
@@ -177,7 +177,7 @@ def test_both_backends_get_the_same_batches_from_one_plan(
     flips and jitters, under one 8-bit level (0.017 normalised units) on average."""
     pytest.importorskip("mindspore", reason="the parity test needs mindspore")
     from fishbench.backends.mindspore.device import configure
-    from fishbench.backends.mindspore.loader import build_batches
+    from fishbench.backends.mindspore.input.loader import build_batches
     from fishbench.backends.pytorch import loader as torch_loader
 
     if kernels == "pil":
@@ -280,8 +280,8 @@ def test_workers_hand_over_mixed_batches_in_their_shared_memory_slots_unchanged(
         tmp_path: Path) -> None:
     from torch.utils.data import DataLoader
 
-    from fishbench.backends.pytorch.loader import PlanDataset, collate
-    from fishbench.backends.pytorch.slots import FRESH, WorkerSlots
+    from fishbench.backends.pytorch.input.loader import PlanDataset, collate
+    from fishbench.backends.pytorch.input.slots import FRESH, WorkerSlots
 
     root = jpeg_tree(tmp_path, classes=2, per_class=6)
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root))))
@@ -302,7 +302,7 @@ def test_workers_hand_over_mixed_batches_in_their_shared_memory_slots_unchanged(
 
 def test_a_worker_reuses_a_slot_only_after_its_release(monkeypatch: pytest.MonkeyPatch) -> None:
     from fishbench.backends.pytorch import slots as slots_module
-    from fishbench.backends.pytorch.slots import FRESH, WorkerSlots
+    from fishbench.backends.pytorch.input.slots import FRESH, WorkerSlots
 
     slots = WorkerSlots(2, 2)
     assert slots.take(100)[0] == FRESH  # outside a worker: plain memory, no slot
@@ -328,8 +328,8 @@ def test_batches_in_reused_slots_stay_intact_while_the_main_process_holds_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from torch.utils.data import DataLoader
 
-    from fishbench.backends.pytorch.loader import PlanDataset, collate
-    from fishbench.backends.pytorch.slots import FRESH, WorkerSlots
+    from fishbench.backends.pytorch.input.loader import PlanDataset, collate
+    from fishbench.backends.pytorch.input.slots import FRESH, WorkerSlots
 
     root = jpeg_tree(tmp_path, classes=2, per_class=12)
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root))))
@@ -363,7 +363,7 @@ def test_batches_in_reused_slots_stay_intact_while_the_main_process_holds_them(
 
 def test_device_batches_from_reused_slots_equal_in_process_ones_over_cut_epochs(
         tmp_path: Path) -> None:
-    from fishbench.backends.pytorch.loader import build_loaders
+    from fishbench.backends.pytorch.input.loader import build_loaders
 
     root = jpeg_tree(tmp_path, classes=2, per_class=12)
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(
@@ -429,7 +429,7 @@ def test_prefetcher_keeps_order_raises_the_threads_error_and_stops() -> None:
     import itertools
     import threading
 
-    from fishbench.backends.pytorch.loader import Prefetcher
+    from fishbench.backends.pytorch.input.loader import Prefetcher
 
     cpu = torch.device("cpu")
 
@@ -483,7 +483,7 @@ def kernel_case(size: int = 24) -> tuple[list[np.ndarray], list[Crop]]:
 
 
 def test_gpu_engine_kernel_crops_and_resizes_as_pil() -> None:
-    from fishbench.backends.pytorch.resize import crop_resize_into
+    from fishbench.backends.pytorch.input.resize import crop_resize_into
 
     images, crops = kernel_case()
     positions = [1, 3, 4, 6, 0, 7]
@@ -499,9 +499,9 @@ def test_gpu_engine_kernel_crops_and_resizes_as_pil() -> None:
 
 
 def test_mixed_batches_are_filled_in_batch_order_in_one_layout() -> None:
-    from fishbench.backends.pytorch.loader import assemble, collate, fill_encoded
-    from fishbench.backends.pytorch.resize import crop_resize_into
-    from fishbench.backends.pytorch.slots import WorkerSlots
+    from fishbench.backends.pytorch.input.loader import assemble, collate, fill_encoded
+    from fishbench.backends.pytorch.input.resize import crop_resize_into
+    from fishbench.backends.pytorch.input.slots import WorkerSlots
     from fishbench.data.decode import Sample
 
     images, crops = kernel_case()

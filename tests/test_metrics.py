@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fishbench.metrics import Accuracy, StepTimer, topk_correct
+from fishbench.run.metrics import Accuracy, StepTimer, topk_correct
 
 
 def test_topk_counts() -> None:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from fishbench.metrics import peak_tflops, utilisation
+from fishbench.run.metrics import peak_tflops, utilisation
 
 
 @pytest.mark.parametrize("accelerator, precision, peak", [

@@ -22,8 +22,8 @@ from fishbench.config import validate  # noqa: E402
 from fishbench.data.digits import ensure_digits_tree  # noqa: E402
 from fishbench.data.spec import load_data_spec  # noqa: E402
 from fishbench.data.transforms import EvalTransform  # noqa: E402
-from fishbench.results import read_history  # noqa: E402
-from fishbench.schedule import lr_per_step  # noqa: E402
+from fishbench.run.records import read_history  # noqa: E402
+from fishbench.run.schedule import lr_per_step  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SHARED = Path(__file__).parents[2] / "shared"
@@ -116,7 +116,7 @@ def test_pytorch_evaluates_a_mindspore_checkpoint_to_the_same_top1(
 
 
 def test_resume_across_backends_is_refused(ms_run: Path) -> None:
-    from fishbench.crossckpt import foreign_weights
+    from fishbench.run.crossckpt import foreign_weights
     from fishbench.errors import CheckpointError
 
     cfg = validate(OmegaConf.create({"backend": {"name": "pytorch"}, "resume": True}))
@@ -193,9 +193,9 @@ def test_optimizer_learning_rate_is_the_shared_schedule(fishbench_cache: Path) -
 @pytest.mark.skipif(not (SHARED / "data" / "imagenet-sample").is_dir(),
                     reason="../shared/data/imagenet-sample is absent (it lives beside the checkout)")
 def test_mindspore_eval_stage_normalises_as_infer_does() -> None:
-    from fishbench.backends.mindspore.augment import FloatStage
+    from fishbench.backends.mindspore.input.augment import FloatStage
     from fishbench.data.decode import eval_crop, pil_decode
-    from fishbench.infer import normalise
+    from fishbench.run.infer import normalise
 
     t = EvalTransform(resize=256, size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     stage = FloatStage(t.mean, t.std, flip=False, jitter=False)
@@ -215,7 +215,7 @@ def test_the_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its_rng(
     import random
 
     from fishbench.backends.mindspore.trainer import MindSporeTrainer
-    from fishbench.engine import Progress, checkpoint_meta
+    from fishbench.run.engine import Progress, checkpoint_meta
 
     trainer = tiny_trainer(MindSporeTrainer, backend={"name": "mindspore"},
                            model={"name": "resnet50"})

@@ -1,5 +1,5 @@
 """PyTorch <-> MindSpore model parity: same parameter counts, weights converted by
-``fishbench.convert`` give the same fp32 eval logits (relative error < 1e-4), and the conversion
+``fishbench.models.names`` give the same fp32 eval logits (relative error < 1e-4), and the conversion
 round-trips exactly in both directions. 64x64 inputs, batch 2, PyNative mode."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ms = pytest.importorskip("mindspore", reason="MindSpore is not installed: the Py
 torch = pytest.importorskip("torch", reason="the parity tests need torch")
 
 from conftest import n_params  # noqa: E402
-from fishbench import convert  # noqa: E402
+from fishbench.models import names as convert  # noqa: E402
 from fishbench.backends.mindspore.models import build_model as build_ms  # noqa: E402
 from fishbench.backends.pytorch.models import build_model as build_torch  # noqa: E402
 

@@ -11,7 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO, metrics_of
-from fishbench.config import ConfigError, register_resolvers, validate
+from fishbench.config import register_resolvers, validate
+from fishbench.errors import ConfigError
 
 register_resolvers()
 

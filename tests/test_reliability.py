@@ -25,9 +25,9 @@ import pytest
 
 from conftest import REPO, tiny_trainer
 from fishbench.data.spec import DataSpec
-from fishbench.engine import StepLogger, Trainer, check_meta
+from fishbench.run.engine import StepLogger, Trainer, check_meta
 from fishbench.errors import CheckpointError
-from fishbench.metrics import Accuracy
+from fishbench.run.metrics import Accuracy
 
 STUB_ARGS = ["dataset=synthetic", "dataset.num_classes=10", "dataset.train_samples=64",
              "dataset.val_samples=10", "batch_size=16", "log_every_n_steps=1", "warmup_epochs=0",
@@ -102,13 +102,13 @@ def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., int]]:
 
     import hydra
 
-    from fishbench.app import main as task_function
+    from fishbench.run.app import main as task_function
     from fishbench.config import register_resolvers
 
     register_resolvers()
     main = hydra.main(version_base="1.3", config_path=str(REPO / "conf"),
                       config_name="config")(task_function)
-    monkeypatch.setattr("fishbench.app.load_backend", lambda name: STUB_BACKEND)
+    monkeypatch.setattr("fishbench.run.app.load_backend", lambda name: STUB_BACKEND)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     root = logging.getLogger()
     log_handlers, log_level = root.handlers[:], root.level
@@ -182,7 +182,7 @@ def test_nothing_to_resume_says_so(hydra_run, tmp_path: Path,
 
 
 def test_metrics_json_is_valid_json_without_numbers_to_write(tmp_path: Path) -> None:
-    from fishbench.results import RunRecorder
+    from fishbench.run.records import RunRecorder
 
     RunRecorder(tmp_path, {"task": "train"}).finish("failed", top1=math.nan, loss=math.inf)
     m = strict_json(tmp_path / "metrics.json")
@@ -227,7 +227,7 @@ def test_the_torch_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its
         tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
     from fishbench.backends.pytorch.trainer import TorchTrainer
-    from fishbench.engine import Progress, checkpoint_meta
+    from fishbench.run.engine import Progress, checkpoint_meta
 
     trainer = tiny_trainer(TorchTrainer)
     path = tmp_path / "last.pt"
@@ -430,7 +430,7 @@ def test_infer_with_a_model_of_other_classes_stops(tmp_path: Path) -> None:
     from fishbench.config import validate
     from fishbench.data.spec import load_data_spec
     from fishbench.errors import ConfigError
-    from fishbench.infer import infer_onnx
+    from fishbench.run.infer import infer_onnx
     from omegaconf import OmegaConf
 
     # A "model" of 3 classes: the mean of each of the 3 image channels is a logit.
@@ -457,7 +457,7 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path) -> None:
     """Both backends read a ``.pt`` file through this function (MindSpore's own ``.ckpt``
     reader already turns any parse error into the same message)."""
     pytest.importorskip("torch", reason="reading .pt files needs torch")
-    from fishbench.crossckpt import read_torch_checkpoint
+    from fishbench.run.crossckpt import read_torch_checkpoint
 
     for i, content in enumerate([b"not a checkpoint\n", pickle.dumps({"a": 1}), b"\x80\x04K"]):
         path = tmp_path / f"{i}.pt"
@@ -489,7 +489,7 @@ def test_world_2_killed_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path:
     import torch
 
     from conftest import run_cli
-    from fishbench.results import read_history
+    from fishbench.run.records import read_history
     from test_data import small_tree
 
     root = small_tree(tmp_path / "data", classes=2, n=8)
@@ -506,7 +506,7 @@ def test_world_2_killed_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path:
     assert "Traceback" not in output
     m = strict_json(killed / "metrics.json")
     assert m["status"] == "interrupted" and "SIGTERM" in m["error"] and "resume=true" in m["error"]
-    workers = subprocess.run(["pgrep", "-f", f"fishbench.worker {killed}"],
+    workers = subprocess.run(["pgrep", "-f", f"fishbench.run.worker {killed}"],
                              capture_output=True, text=True).stdout.split()
     assert workers == []
 

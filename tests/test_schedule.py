@@ -7,7 +7,7 @@ import math
 import pytest
 
 from fishbench.config import RunConfig, ScheduleConfig
-from fishbench.schedule import lr_per_step
+from fishbench.run.schedule import lr_per_step
 
 
 def model_zoo_lr(step: int, steps_per_epoch: int, lr_init: float, eta_min: float, t_max: int) -> float:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO, metrics_of
-from fishbench.sweep_resume import RESUME_OVERRIDE, JobPlan, SweepError, check_sweep_dir, plan_job
+from fishbench.sweeps.resume import RESUME_OVERRIDE, JobPlan, SweepError, check_sweep_dir, plan_job
 
 # Tiny real jobs: 2 epochs of 2 steps, a checkpoint every epoch, 32 px synthetic images.
 JOB = ["epochs=2", "save_checkpoint_epochs=1", "max_steps_per_epoch=2", "batch_size=16",

@@ -62,7 +62,7 @@ def test_a_dead_worker_fails_the_run_and_resume_continues(tmp_path: Path,
     deadline = time.time() + 300
     while not (run_dir / "history.csv").exists() and time.time() < deadline:
         time.sleep(0.5)
-    out = subprocess.run(["pgrep", "-f", f"fishbench.worker {run_dir}"], capture_output=True,
+    out = subprocess.run(["pgrep", "-f", f"fishbench.run.worker {run_dir}"], capture_output=True,
                          text=True).stdout.split()
     assert len(out) == 2, out
     os.kill(int(max(out, key=int)), signal.SIGKILL)  # the younger worker: rank 1
@@ -132,7 +132,7 @@ SLURM_TASK = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "77", "SLURM_NTASKS"
 def test_a_slurm_task_per_device_becomes_that_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("submitit", reason="needs the slurm extra (hydra-submitit-launcher)")
     from fishbench.config import WorldConfig
-    from fishbench.launch import LaunchError, slurm_worker_env
+    from fishbench.run.launch import LaunchError, slurm_worker_env
 
     assert slurm_worker_env(WorldConfig(nproc_per_node=2, nnodes=2)) is None  # not under Slurm
     for key, value in SLURM_TASK.items():

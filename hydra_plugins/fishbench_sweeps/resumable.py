@@ -13,7 +13,7 @@
   anything is written (exit status 2); a sweep stopped by Ctrl-C or SIGTERM writes its summary
   from the jobs that exist.
 
-The decisions are :mod:`fishbench.sweep_resume`'s; this module wires them into Hydra.
+The decisions are :mod:`fishbench.sweeps.resume`'s; this module wires them into Hydra.
 """
 
 import logging
@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fishbench.compare import read_metrics, sweep_run_dirs
 from fishbench.errors import RunInterrupted
-from fishbench.sweep_resume import (
+from fishbench.sweeps.resume import (
     SWEEP_FILE,
     JobPlan,
     SweepError,
@@ -67,7 +67,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="fishbench", node=Fishb
 
 
 def checked_sweep_dir(config: DictConfig, resume: bool, arguments: list[str]) -> DictConfig | None:
-    """Run the refusals of :mod:`fishbench.sweep_resume` before anything is written; a refusal
+    """Run the refusals of :mod:`fishbench.sweeps.resume` before anything is written; a refusal
     prints its paragraph and exits 2. Returns the saved sweep config when resuming."""
     sweep_dir = Path(config.hydra.sweep.dir)
     try:
@@ -91,14 +91,14 @@ def start_sweep_dir(config: DictConfig, saved: DictConfig | None) -> Path:
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise RunInterrupted(signum)  # as a job's own handler does (fishbench.app.stop_on_signals)
+    raise RunInterrupted(signum)  # as a job's own handler does (fishbench.run.app.stop_on_signals)
 
 
 @contextmanager
 def summary_on_interrupt(sweep_dir: Path) -> Iterator[None]:
     """Ctrl-C or SIGTERM (a Slurm time limit) stops the sweep with the summary of the jobs that
     exist and the command that resumes it, exit status 130."""
-    from fishbench.sweep import summarize_sweep
+    from fishbench.sweeps.summary import summarize_sweep
 
     previous = signal.getsignal(signal.SIGTERM)
     if previous is signal.SIG_DFL:

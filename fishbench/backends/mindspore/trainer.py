@@ -14,16 +14,16 @@ import numpy as np
 from mindspore import nn
 
 from fishbench.backends.mindspore.device import amp_level, configure, execution_mode
-from fishbench.backends.mindspore.loader import build_batches
+from fishbench.backends.mindspore.input.loader import build_batches
 from fishbench.backends.mindspore.models import build_model
 from fishbench.config import RunConfig
-from fishbench.crossckpt import (MINDSPORE_META_KEY, TORCH_SUFFIX, foreign_weights,
+from fishbench.run.crossckpt import (MINDSPORE_META_KEY, TORCH_SUFFIX, foreign_weights,
                                  read_mindspore_checkpoint)
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.engine import StepLogger, Trainer, check_meta, own_rng_states
-from fishbench.metrics import Accuracy
-from fishbench.schedule import lr_per_step
+from fishbench.run.engine import StepLogger, Trainer, check_meta, own_rng_states
+from fishbench.run.metrics import Accuracy
+from fishbench.run.schedule import lr_per_step
 
 log = logging.getLogger("fishbench")
 RNG_KEY = "fishbench_rng"

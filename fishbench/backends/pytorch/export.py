@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from fishbench.errors import FishbenchError
-from fishbench.export import INPUT_NAME, OUTPUT_NAME
+from fishbench.run.export import INPUT_NAME, OUTPUT_NAME
 
 
 def export(trainer, stem: Path, shape: tuple[int, ...]) -> dict[str, Path]:

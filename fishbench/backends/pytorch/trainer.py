@@ -17,14 +17,14 @@ import torchvision
 from torch import nn
 
 from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
-from fishbench.backends.pytorch.loader import build_loaders
+from fishbench.backends.pytorch.input.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
-from fishbench.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
+from fishbench.run.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.engine import StepLogger, Trainer, check_meta, own_rng_states
-from fishbench.metrics import Accuracy
+from fishbench.run.engine import StepLogger, Trainer, check_meta, own_rng_states
+from fishbench.run.metrics import Accuracy
 
 log = logging.getLogger("fishbench")
 # On CUDA, training runs on a stream of this priority (lower is higher; CUDA's default streams have

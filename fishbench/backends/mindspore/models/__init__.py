@@ -1,7 +1,7 @@
 """MindSpore model zoo of fishbench: ``build_model(name, num_classes)``.
 
 The models mirror ``fishbench.backends.pytorch.models`` (same structure, parameter count and
-computation); ``fishbench.convert`` maps weights between the two.
+computation); ``fishbench.models.names`` maps weights between the two.
 """
 from __future__ import annotations
 

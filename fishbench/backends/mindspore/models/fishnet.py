@@ -1,6 +1,6 @@
 """FishNet99 (Sun et al., NeurIPS 2018) in MindSpore.
 
-Structure, parameter names (up to the BatchNorm suffixes, see ``fishbench.convert``) and
+Structure, parameter names (up to the BatchNorm suffixes, see ``fishbench.models.names``) and
 computation mirror ``fishbench.backends.pytorch.models.fishnet`` exactly: a tail that
 down-samples, a bridge with a squeeze-excitation branch, a body that up-samples and
 concatenates transferred tail features, and a head that down-samples again and concatenates
@@ -20,7 +20,7 @@ from mindspore.common.initializer import HeNormal, Uniform
 
 # The FishNet99 constants, the stage plan and the input-side check (compiled into ``construct``
 # in Graph mode) are shared with the PyTorch model.
-from fishbench.backends.fishnet_plan import (NETWORK_PLANES, NUM_RES_BLOCKS,
+from fishbench.models.fishnet_plan import (NETWORK_PLANES, NUM_RES_BLOCKS,
                                               NUM_TRANSFER_BLOCKS, check_input_side, fishnet_plan)
 
 

@@ -2,7 +2,7 @@
 
 Same structure and parameter names as torchvision (``conv1``, ``bn1``, ``layer1.0.conv2``,
 ``layer1.0.downsample.0``/``.1``, ``fc``; BatchNorm parameters use MindSpore's names, see
-``fishbench.convert``): v1.5 bottlenecks with the stride on the 3x3 conv, zero padding,
+``fishbench.models.names``): v1.5 bottlenecks with the stride on the 3x3 conv, zero padding,
 BN eps 1e-5 (torch momentum 0.1 == MindSpore momentum 0.9), 25.56 M parameters at 1000
 classes. Initialisation as torchvision: kaiming-normal (fan-out) convs, BN gamma=1 beta=0,
 classifier weight and bias U(+-1/sqrt(fan_in)).

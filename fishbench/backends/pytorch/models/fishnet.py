@@ -10,7 +10,7 @@ Unlike the MindSpore reference, up-sampling is nearest-neighbour by a factor of 
 input side that is a multiple of 32 (>= 32) is accepted, not only 224.
 
 Parameter names here are mirrored one-to-one by the MindSpore implementation
-(``fishbench.backends.mindspore.models.fishnet``); ``fishbench.convert`` relies on that.
+(``fishbench.backends.mindspore.models.fishnet``); ``fishbench.models.names`` relies on that.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # The FishNet99 constants and the stage plan are shared with the MindSpore model.
-from fishbench.backends.fishnet_plan import (NETWORK_PLANES, NUM_RES_BLOCKS,
+from fishbench.models.fishnet_plan import (NETWORK_PLANES, NUM_RES_BLOCKS,
                                               NUM_TRANSFER_BLOCKS, check_input_side, fishnet_plan)
 
 

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from fishbench.backends.fishnet_plan import fishnet_plan
+from fishbench.models.fishnet_plan import fishnet_plan
 
 MODEL_NAMES: tuple[str, ...] = ("fishnet99", "resnet50")
 

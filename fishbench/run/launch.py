@@ -2,7 +2,7 @@
 
 PyTorch workers are started by torch's elastic agent (the engine behind ``torchrun``); MindSpore
 workers by ``msrun``. Workers never re-run Hydra: each one loads the resolved config that this
-process wrote into the run dir and calls :func:`fishbench.app.run` with its rank.
+process wrote into the run dir and calls :func:`fishbench.run.app.run` with its rank.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from fishbench.checkpoint import CHECKPOINT_DIR
+from fishbench.run.checkpoints import CHECKPOINT_DIR
 from fishbench.config import RunConfig, WorldConfig
 from fishbench.errors import FishbenchError, RunInterrupted
-from fishbench.results import HYDRA_DIR
+from fishbench.run.records import HYDRA_DIR
 
 log = logging.getLogger("fishbench")
 WORKER_CONFIG = "worker_config.yaml"  # inside the run's .hydra/ dir
@@ -105,7 +105,7 @@ def _torch_elastic(world: WorldConfig, port: int, run_dir: Path) -> None:
         rdzv_configs={"rank": world.node_rank, "timeout": world.timeout_s}, max_restarts=0,
         monitor_interval=1, start_method="spawn")
     try:
-        elastic_launch(launch_config, sys.executable)("-m", "fishbench.worker", str(run_dir))
+        elastic_launch(launch_config, sys.executable)("-m", "fishbench.run.worker", str(run_dir))
     except SignalException as err:  # the agent has passed the signal on to the workers
         raise RunInterrupted(int(err.sigval)) from None
     except ChildFailedError as err:

@@ -15,7 +15,7 @@ import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
 
-from fishbench.backends.mindspore.augment import FloatStage
+from fishbench.backends.mindspore.input.augment import FloatStage
 from fishbench.data.decode import BadFiles, SampleSource
 from fishbench.data.images import synthetic_sample
 from fishbench.data.index import DatasetIndex

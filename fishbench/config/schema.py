@@ -7,19 +7,13 @@ naming the key.
 
 from __future__ import annotations
 
-import logging
-import re
-import secrets
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fishbench.errors import ConfigError
-
-log = logging.getLogger("fishbench")
 
 MODELS = ("fishnet99", "resnet50")
 BACKENDS = ("pytorch", "mindspore")
@@ -216,60 +210,3 @@ def validate(cfg: DictConfig) -> RunConfig:
     assert isinstance(run, RunConfig)
     _check_ranges(run)
     return run
-
-
-@lru_cache(maxsize=1)
-def run_uid() -> str:
-    """A short random token, fixed for this process, that keeps run directories apart."""
-    return secrets.token_hex(2)
-
-
-def default_warmup(warmup_epochs: int, epochs: int) -> int:
-    """``conf/config.yaml``'s default warm-up, shortened to fit a run of ``epochs`` epochs.
-
-    Only the default is shortened (``python run.py epochs=1`` runs); a ``warmup_epochs`` given
-    on the command line replaces this and is checked as it stands."""
-    fitted = max(0, min(warmup_epochs, epochs - 1))
-    if fitted != warmup_epochs:
-        _log_shortened_warmup(warmup_epochs, epochs, fitted)
-    return fitted
-
-
-@lru_cache(maxsize=None)
-def _log_shortened_warmup(warmup_epochs: int, epochs: int, fitted: int) -> None:
-    """Said once per process (the config is resolved more than once)."""
-    log.info("epochs=%d: the default warm-up of %d epoch(s) is shortened to %d "
-             "(set warmup_epochs=N to choose)", epochs, warmup_epochs, fitted)
-
-
-def default_resize(image_size: int, resize_size: int, crop_size: int) -> int:
-    """The resize side before the centre crop, ``resize_size / crop_size`` of ``image_size``
-    (ImageNet's 256 for 224), so ``dataset.image_size=N`` alone gives a valid pair."""
-    return round(image_size * resize_size / crop_size)
-
-
-def register_resolvers() -> None:
-    """Register the resolvers of ``conf/``: ``${fb_uid:}`` (run dir names), ``${fb_warmup:...}``
-    and ``${fb_resize:...}`` (defaults that follow ``epochs`` and ``dataset.image_size``)."""
-    for name, resolver in (("fb_uid", run_uid), ("fb_warmup", default_warmup),
-                           ("fb_resize", default_resize)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
-
-
-_WORLD_CHOICE = re.compile(r"^(\+*world)=(\d+(?:,\d+)*)$")
-
-
-def quote_world_choices(argv: list[str]) -> list[str]:
-    """Let ``world=8`` (or ``world=1,2`` in a multirun) pick ``conf/world/8.yaml``.
-
-    Hydra parses ``8`` as an int, which it refuses as a config-group choice; quoting makes it the
-    option's name. Other counts are set with ``world.nproc_per_node=N``.
-    """
-    def quote(arg: str) -> str:
-        match = _WORLD_CHOICE.match(arg)
-        if match is None:
-            return arg
-        return match[1] + "=" + ",".join(f'"{n}"' for n in match[2].split(","))
-
-    return [quote(arg) for arg in argv]

@@ -1,10 +1,10 @@
 """PyTorch input pipelines over the shared index, augmentation plan and decode engines.
 
-Workers hand over uint8 crops (``cpu`` engine: :mod:`~fishbench.backends.pytorch.cpu_decode`) or
+Workers hand over uint8 crops (``cpu`` engine: :mod:`~fishbench.backends.pytorch.input.cpu_decode`) or
 JPEG bytes (``gpu`` engine) in shared-memory slots they reuse
-(:mod:`~fishbench.backends.pytorch.slots`); the main process moves each batch to the device (for
+(:mod:`~fishbench.backends.pytorch.input.slots`); the main process moves each batch to the device (for
 the ``gpu`` engine decoding it there with nvjpeg, then cropping and resizing it with one batched
-kernel, :mod:`~fishbench.backends.pytorch.resize`) and runs the float stage once per batch: flip,
+kernel, :mod:`~fishbench.backends.pytorch.input.resize`) and runs the float stage once per batch: flip,
 colour jitter, normalise, channels_last. On CUDA a prefetch thread prepares the next batches on
 its own stream while the current one trains (timm's PrefetchLoader copies on a side stream; the
 thread is needed too because ``decode_jpeg`` on the GPU blocks its caller until the decode has
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fishbench.backends.pytorch.augment import FloatStage
-from fishbench.backends.pytorch.cpu_decode import tensor_decode
-from fishbench.backends.pytorch.slots import WorkerSlots
+from fishbench.backends.pytorch.input.augment import FloatStage
+from fishbench.backends.pytorch.input.cpu_decode import tensor_decode
+from fishbench.backends.pytorch.input.slots import WorkerSlots
 from fishbench.data.decode import BadFiles, Crop, Sample, SampleSource, pil_decode
 from fishbench.data.images import READ_ERRORS, synthetic_sample
 from fishbench.data.index import DatasetIndex
@@ -82,7 +82,7 @@ class HostBatch:
     decoded, ``encoded`` the other samples' JPEG bytes (one tensor, cut at ``encoded_ends``) with
     their ``crops``; ``positions`` is each one's place in the batch, the decoded crops' first.
     Then the per-sample numbers. A worker writes the tensors into one of its shared-memory
-    ``slot``-s (:mod:`~fishbench.backends.pytorch.slots`), so handing them over copies nothing,
+    ``slot``-s (:mod:`~fishbench.backends.pytorch.input.slots`), so handing them over copies nothing,
     and once the slot has come round, maps nothing new."""
 
     pixels: torch.Tensor
@@ -175,7 +175,7 @@ def fill_encoded(batch: torch.Tensor, crops: list[Crop], encoded_at: list[int],
         at = torch.tensor(encoded_at, device=batch.device)
         batch[at] = torch.from_numpy(decode_on_host()).to(batch.device)
     else:
-        from fishbench.backends.pytorch.resize import crop_resize_into
+        from fishbench.backends.pytorch.input.resize import crop_resize_into
 
         crop_resize_into(batch, decoded, crops, encoded_at)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fishbench.config import RunConfig
-from fishbench.engine import Trainer
+from fishbench.run.engine import Trainer
 
 log = logging.getLogger("fishbench")
 INPUT_NAME, OUTPUT_NAME = "image", "logits"

@@ -1,6 +1,6 @@
 """The float stage of the MindSpore input pipeline, once per batch, in ``mindspore.ops``.
 
-The same steps and math as the PyTorch backend's (``fishbench.backends.pytorch.augment``): the
+The same steps and math as the PyTorch backend's (``fishbench.backends.pytorch.input.augment``): the
 batch arrives as uint8 NHWC with the plan's per-sample numbers; flip, colour jitter (each sample
 in its own order, torchvision's ``ColorJitter`` math on floats), normalise, NCHW float32.
 Every step runs compiled (``ms.jit``: eager CPU kernels are several times slower) on the whole

@@ -19,19 +19,19 @@ from omegaconf import DictConfig, OmegaConf
 
 import fishbench
 from fishbench.backends import load_backend
-from fishbench.checkpoint import CheckpointPolicy, resolve_checkpoint
+from fishbench.run.checkpoints import CheckpointPolicy, resolve_checkpoint
 from fishbench.config import RunConfig, validate
-from fishbench.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
+from fishbench.run.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.data.spec import load_data_spec
-from fishbench.engine import Progress, fit, resumed_progress
+from fishbench.run.engine import Progress, fit, resumed_progress
 from fishbench.errors import CheckpointError, FishbenchError, RunInterrupted
-from fishbench.export import export_model
-from fishbench.infer import infer_onnx
-from fishbench.launch import launch, resume_hint, slurm_worker_env
-from fishbench.metrics import utilisation
-from fishbench.results import METRICS_FILE, RunRecorder, remove_stale_temp_files, write_metrics
-from fishbench.rundir import CompletedRun
-from fishbench.sweep_resume import RESUME_ENV
+from fishbench.run.export import export_model
+from fishbench.run.infer import infer_onnx
+from fishbench.run.launch import launch, resume_hint, slurm_worker_env
+from fishbench.run.metrics import utilisation
+from fishbench.run.records import METRICS_FILE, RunRecorder, remove_stale_temp_files, write_metrics
+from fishbench.run.rundir import CompletedRun
+from fishbench.sweeps.resume import RESUME_ENV
 
 log = logging.getLogger("fishbench")
 

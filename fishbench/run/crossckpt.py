@@ -3,7 +3,7 @@
 A ``.pt`` file (PyTorch backend) holds ``{"meta", "state_dict", ...}``; a ``.ckpt`` file
 (MindSpore backend) holds the parameters plus the run's meta as a JSON string under
 :data:`MINDSPORE_META_KEY`. Each reader imports its framework lazily, only to parse the format;
-:mod:`fishbench.convert` maps the names. Only weights cross: a resume needs the same backend.
+:mod:`fishbench.models.names` maps the names. Only weights cross: a resume needs the same backend.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from fishbench import convert
+from fishbench.models import names as convert
 from fishbench.config import RunConfig
-from fishbench.engine import check_meta
+from fishbench.run.engine import check_meta
 from fishbench.errors import CheckpointError
 
 MINDSPORE_META_KEY = "fishbench_meta"

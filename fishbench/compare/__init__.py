@@ -1,5 +1,5 @@
 """Read runs and compare them in one table: the code behind ``fishbench compare`` and the summary
-that every multirun writes (:mod:`fishbench.sweep`).
+that every multirun writes (:mod:`fishbench.sweeps.summary`).
 
 A *run dir* holds ``metrics.json`` or Hydra's ``.hydra/``; a *sweep dir* is a folder whose
 subfolders are run dirs. A table has an id column, one column per key whose value differs between
@@ -23,7 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from fishbench.errors import FishbenchError
-from fishbench.results import (HYDRA_DIR, METRICS_FILE, atomic_write, atomic_write_text,
+from fishbench.run.records import (HYDRA_DIR, METRICS_FILE, atomic_write, atomic_write_text,
                                read_history)
 
 METRIC_COLUMNS = ("top1", "top5", "best_top1", "best_epoch", "ms_per_step", "img_per_s",

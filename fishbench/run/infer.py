@@ -20,7 +20,7 @@ from fishbench.data.images import synthetic_sample
 from fishbench.data.spec import DataSpec
 from fishbench.data.transforms import EvalTransform
 from fishbench.errors import ConfigError, FishbenchError
-from fishbench.metrics import Accuracy
+from fishbench.run.metrics import Accuracy
 
 log = logging.getLogger("fishbench")
 

@@ -91,7 +91,7 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
 def keep_hydra_files_of_completed_run(run_dir: Path) -> None:
     """Copy Hydra's ``.hydra/*.yaml`` to ``.hydra/completed/``: Hydra rewrites them when any
     later command starts in this dir, and they are put back if that command fails
-    (:mod:`fishbench.rundir`)."""
+    (:mod:`fishbench.run.rundir`)."""
     hydra_dir = Path(run_dir) / HYDRA_DIR
     for name in HYDRA_FILES:
         if (hydra_dir / name).is_file():

@@ -67,7 +67,7 @@ def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) ->
 
 class FloatStage:
     """Flip, jitter, normalise and lay out one batch (see the module's docstring). On CUDA the
-    stage runs as two Triton kernels (:mod:`~fishbench.backends.pytorch.augment_kernel`: each
+    stage runs as two Triton kernels (:mod:`~fishbench.backends.pytorch.input.augment_kernel`: each
     sample's own jitters, two passes over the batch), elsewhere as these torch ops."""
 
     def __init__(self, mean, std, device: torch.device, memory_format: torch.memory_format,
@@ -84,7 +84,7 @@ class FloatStage:
         return self.torch_ops(images, aug)
 
     def kernels(self, images: torch.Tensor, aug: torch.Tensor) -> torch.Tensor:
-        from fishbench.backends.pytorch.augment_kernel import float_stage
+        from fishbench.backends.pytorch.input.augment_kernel import float_stage
 
         out = float_stage(images, aug, self.mean, self.std, self.flip, self.jitter)
         return out.contiguous(memory_format=self.memory_format)

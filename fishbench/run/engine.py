@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from fishbench.checkpoint import CheckpointPolicy
+from fishbench.run.checkpoints import CheckpointPolicy
 from fishbench.config import RunConfig
 from fishbench.data.spec import DataSpec
 from fishbench.errors import CheckpointError, DataError, TrainingDiverged
-from fishbench.metrics import Accuracy, StepTimer
-from fishbench.results import RunRecorder
-from fishbench.schedule import lr_per_step
+from fishbench.run.metrics import Accuracy, StepTimer
+from fishbench.run.records import RunRecorder
+from fishbench.run.schedule import lr_per_step
 
 log = logging.getLogger("fishbench")
 

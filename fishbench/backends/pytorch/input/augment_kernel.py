@@ -1,6 +1,6 @@
 """The float stage on CUDA as two Triton kernels: :func:`float_stage`.
 
-The same arithmetic as the torch ops of :mod:`fishbench.backends.pytorch.augment` (flip, the
+The same arithmetic as the torch ops of :mod:`fishbench.backends.pytorch.input.augment` (flip, the
 four jitters in each sample's order, normalise), reading the uint8 NHWC batch and writing float32
 in channels-last memory. Each sample's order is known per kernel program, so a program applies
 only the jitters its sample draws (the torch ops compute every jitter for the whole batch and

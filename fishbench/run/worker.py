@@ -1,6 +1,6 @@
 """One data-parallel worker, started by torch's elastic agent or msrun (never by Hydra).
 
-Usage (by :mod:`fishbench.launch` only): ``python -m fishbench.worker RUN_DIR``. The worker loads
+Usage (by :mod:`fishbench.run.launch` only): ``python -m fishbench.run.worker RUN_DIR``. The worker loads
 the resolved config that the Hydra process wrote into the run dir and runs its share of the run.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from fishbench.app import run_worker
+from fishbench.run.app import run_worker
 from fishbench.config import register_resolvers
-from fishbench.launch import worker_config_path
+from fishbench.run.launch import worker_config_path
 
 
 def main(run_dir: str) -> None:

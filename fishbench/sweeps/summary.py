@@ -34,8 +34,8 @@ from fishbench.compare import (
     write_markdown,
     write_png,
 )
-from fishbench.results import ScalarWriter
-from fishbench.sweep_resume import quoted
+from fishbench.run.records import ScalarWriter
+from fishbench.sweeps.resume import quoted
 
 log = logging.getLogger("fishbench")
 

@@ -1,7 +1,7 @@
 """A run dir across commands: a completed run is never degraded by a later command.
 
 Hydra rewrites ``.hydra/*.yaml`` in the run dir before any fishbench code runs, so a run that
-completes keeps copies of them in ``.hydra/completed/`` (:class:`fishbench.results.RunRecorder`),
+completes keeps copies of them in ``.hydra/completed/`` (:class:`fishbench.run.records.RunRecorder`),
 and :class:`CompletedRun` puts them back, with ``metrics.json`` and ``history.csv``, when a later
 command in that dir fails or is refused before it has saved a new checkpoint.
 """
@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from fishbench.checkpoint import CHECKPOINT_DIR
+from fishbench.run.checkpoints import CHECKPOINT_DIR
 from fishbench.config import RunConfig
 from fishbench.errors import ConfigError
-from fishbench.results import (COMPLETED_COPY, HISTORY_FILE, HYDRA_DIR, HYDRA_FILES, METRICS_FILE,
+from fishbench.run.records import (COMPLETED_COPY, HISTORY_FILE, HYDRA_DIR, HYDRA_FILES, METRICS_FILE,
                                TEMP_GLOB, atomic_copy, atomic_write_text)
 
 

@@ -22,15 +22,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from fishbench.checkpoint import CHECKPOINT_DIR
+from fishbench.run.checkpoints import CHECKPOINT_DIR
 from fishbench.compare import read_metrics
-from fishbench.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
+from fishbench.run.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.errors import FishbenchError
-from fishbench.results import METRICS_FILE
+from fishbench.run.records import METRICS_FILE
 
 SWEEP_FILE = "multirun.yaml"  # Hydra's name for the sweep's config
 OWNER_FILE = "sweep.pid"  # "<host> <pid>" of the process running the sweep, while it runs
-SUMMARY_CALLBACK = "fishbench.sweep.SweepSummary"
+SUMMARY_CALLBACK = "fishbench.sweeps.summary.SweepSummary"
 RESUME_ENV = "FISHBENCH_RESUME"  # "1" in a job's environment: continue its run dir
 RESUME_OVERRIDE = f"++hydra.job.env_set.{RESUME_ENV}=1"
 RESUME_HINT = "`fishbench resume {dir}` (or the same command with hydra.sweeper.resume=true)"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from fishbench.errors import CheckpointError
-from fishbench.results import atomic_write
+from fishbench.run.records import atomic_write
 
 CHECKPOINT_DIR = "checkpoints"
 

@@ -1,0 +1,1 @@
+"""The PyTorch input pipeline: dataset and sampler, shared-memory collate, nvjpeg, prefetch, augment kernels."""

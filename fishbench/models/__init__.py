@@ -1,0 +1,1 @@
+"""Framework-free model knowledge: the registry, the FishNet99 plan, weight names across frameworks."""

@@ -1,0 +1,1 @@
+"""Multiruns: the summary callback and resuming a sweep."""
