@@ -41,7 +41,7 @@ from fishbench.backends.pytorch.input.loader import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.backends.pytorch.trainer import TorchTrainer
 from fishbench.config import DatasetConfig, validate
-from fishbench.config.schema import COMPILE_MODES
+from fishbench.backends.pytorch.backend import COMPILE_MODES
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import load_data_spec
 from fishbench.run.engine import Progress, StepLogger

@@ -63,7 +63,7 @@ def set_threads(backend: str, threads: int) -> None:
 def build_trainer(backend: str, model: str, steps: int, epochs: int, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from fishbench.run.app import load_backend
+    from fishbench.backends import get_backend
     from fishbench.config import register_resolvers, validate
     from fishbench.data.spec import load_data_spec
 
@@ -73,7 +73,7 @@ def build_trainer(backend: str, model: str, steps: int, epochs: int, overrides: 
                                            f"max_steps_per_epoch={steps}", f"epochs={epochs}",
                                            "warmup_epochs=0", *overrides])
     config = validate(cfg)
-    module = load_backend(backend)
+    module = get_backend(backend)
     module.check_runtime(config)
     spec = load_data_spec(config)
     config.model.num_classes = spec.num_classes

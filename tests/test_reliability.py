@@ -25,7 +25,8 @@ import pytest
 
 from conftest import REPO, tiny_trainer
 from fishbench.data.spec import DataSpec
-from fishbench.run.engine import StepLogger, Trainer, check_meta
+from fishbench.backends.base import Trainer
+from fishbench.run.engine import StepLogger, check_meta
 from fishbench.errors import CheckpointError
 from fishbench.run.metrics import Accuracy
 
@@ -39,7 +40,6 @@ class StubTrainer(Trainer):
     stands for a BatchNorm buffer. ``script`` makes an epoch's loss NaN, a buffer infinite, or
     calls a function (e.g. one that sends a signal) in the middle of an epoch."""
 
-    checkpoint_suffix = ".pkl"
     script: dict[str, Any] = {}
 
     def __init__(self, cfg, spec: DataSpec, rank: int = 0, world_size: int = 1,
@@ -90,7 +90,8 @@ class StubTrainer(Trainer):
         return {"stub": "1"}
 
 
-STUB_BACKEND = SimpleNamespace(check_runtime=lambda config: None, create_trainer=StubTrainer)
+STUB_BACKEND = SimpleNamespace(check_runtime=lambda config: None, create_trainer=StubTrainer,
+                               checkpoint_suffix=".pkl")
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., int]]:
     register_resolvers()
     main = hydra.main(version_base="1.3", config_path=str(REPO / "conf"),
                       config_name="config")(task_function)
-    monkeypatch.setattr("fishbench.run.app.load_backend", lambda name: STUB_BACKEND)
+    monkeypatch.setattr("fishbench.run.app.get_backend", lambda name: STUB_BACKEND)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     root = logging.getLogger()
     log_handlers, log_level = root.handlers[:], root.level

@@ -13,31 +13,22 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from fishbench.backends import backend_names, get_backend
+from fishbench.backends.base import BackendSection
+from fishbench.config.checks import check, check_choice
 from fishbench.errors import ConfigError
 
 MODELS = ("fishnet99", "resnet50")
-BACKENDS = ("pytorch", "mindspore")
 DEVICES = ("cpu", "gpu", "ascend")
 DATASETS = ("digits", "imagenet", "imagefolder", "synthetic")
 SCHEDULES = ("cosine_annealing", "cosine", "step")
 TASKS = ("train", "eval", "export", "infer")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
 class ModelConfig:
     name: str = "fishnet99"
     num_classes: Optional[int] = None  # None: taken from the dataset
-
-
-@dataclass
-class BackendConfig:
-    name: str = "pytorch"
-    channels_last: bool = True  # pytorch
-    compile: Optional[bool] = None  # pytorch; None: on for training on a GPU, off elsewhere
-    compile_mode: str = "default"  # pytorch: torch.compile's mode (COMPILE_MODES)
-    mode: Optional[str] = None  # mindspore: graph | pynative (None: per device)
-    amp_level: str = "auto"  # mindspore: O0 | O2 | O3 | auto
 
 
 @dataclass
@@ -91,7 +82,7 @@ class ScheduleConfig:
 @dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    backend: BackendConfig = field(default_factory=BackendConfig)
+    backend: BackendSection = field(default_factory=BackendSection)  # the backend's own schema
     device: DeviceConfig = field(default_factory=DeviceConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -119,38 +110,21 @@ class RunConfig:
     max_steps_per_epoch: Optional[int] = None
 
 
-def _check(ok: bool, key: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError(
-            f"Config key '{key}' is {value!r}, but it must be {expected}. "
-            f"Fix it on the command line (e.g. `python run.py {key}=...`) or in your config file."
-        )
-
-
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, key, value, "one of " + ", ".join(choices))
-
-
 def _check_ranges(c: RunConfig) -> None:
-    _check_choice("task", c.task, TASKS)
-    _check_choice("model.name", c.model.name, MODELS)
-    _check_choice("backend.name", c.backend.name, BACKENDS)
-    _check_choice("device.name", c.device.name, DEVICES)
-    _check_choice("dataset.name", c.dataset.name, DATASETS)
-    _check_choice("schedule.name", c.schedule.name, SCHEDULES)
-    _check_choice("dataset.bad_images", c.dataset.bad_images, ("skip", "stop"))
-    _check_choice("dataset.decoder", c.dataset.decoder, ("auto", "cpu", "gpu"))
+    check_choice("task", c.task, TASKS)
+    check_choice("model.name", c.model.name, MODELS)
+    check_choice("device.name", c.device.name, DEVICES)
+    check_choice("dataset.name", c.dataset.name, DATASETS)
+    check_choice("schedule.name", c.schedule.name, SCHEDULES)
+    check_choice("dataset.bad_images", c.dataset.bad_images, ("skip", "stop"))
+    check_choice("dataset.decoder", c.dataset.decoder, ("auto", "cpu", "gpu"))
     workers = c.dataset.num_workers
-    _check(workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool)
+    check(workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool)
                                  and workers >= 0),
            "dataset.num_workers", workers, "auto or a whole number >= 0")
-    _check(0 <= c.dataset.gpu_decode_share <= 1, "dataset.gpu_decode_share",
+    check(0 <= c.dataset.gpu_decode_share <= 1, "dataset.gpu_decode_share",
            c.dataset.gpu_decode_share, "a number from 0 to 1")
-    _check_choice("backend.compile_mode", c.backend.compile_mode, COMPILE_MODES)
-    _check(c.backend.mode in (None, "graph", "pynative"), "backend.mode", c.backend.mode,
-           "graph, pynative or null")
-    _check(c.backend.amp_level in ("auto", "O0", "O1", "O2", "O3"), "backend.amp_level",
-           c.backend.amp_level, "auto, O0, O1, O2 or O3")
+    c.backend.check()
     for key, value in (("epochs", c.epochs), ("batch_size", c.batch_size), ("T_max", c.T_max),
                        ("save_checkpoint_epochs", c.save_checkpoint_epochs),
                        ("keep_checkpoint_max", c.keep_checkpoint_max),
@@ -158,52 +132,57 @@ def _check_ranges(c: RunConfig) -> None:
                        ("schedule.step_epochs", c.schedule.step_epochs),
                        ("world.nproc_per_node", c.world.nproc_per_node),
                        ("world.nnodes", c.world.nnodes), ("world.timeout_s", c.world.timeout_s)):
-        _check(value >= 1, key, value, "a whole number >= 1")
-    _check(c.lr_init > 0, "lr_init", c.lr_init, "a positive number")
-    _check(0 <= c.eta_min <= c.lr_init, "eta_min", c.eta_min, "between 0 and lr_init")
-    _check(0 <= c.warmup_epochs < c.epochs, "warmup_epochs", c.warmup_epochs,
+        check(value >= 1, key, value, "a whole number >= 1")
+    check(c.lr_init > 0, "lr_init", c.lr_init, "a positive number")
+    check(0 <= c.eta_min <= c.lr_init, "eta_min", c.eta_min, "between 0 and lr_init")
+    check(0 <= c.warmup_epochs < c.epochs, "warmup_epochs", c.warmup_epochs,
            "between 0 and epochs - 1")
-    _check(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")
-    _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "0 or more")
-    _check(0 <= c.label_smoothing < 1, "label_smoothing", c.label_smoothing, "in [0, 1)")
-    _check(0 < c.schedule.gamma <= 1, "schedule.gamma", c.schedule.gamma, "in (0, 1]")
-    _check(c.loss_scale is None or c.loss_scale > 0, "loss_scale", c.loss_scale,
+    check(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")
+    check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "0 or more")
+    check(0 <= c.label_smoothing < 1, "label_smoothing", c.label_smoothing, "in [0, 1)")
+    check(0 < c.schedule.gamma <= 1, "schedule.gamma", c.schedule.gamma, "in (0, 1]")
+    check(c.loss_scale is None or c.loss_scale > 0, "loss_scale", c.loss_scale,
            "a positive number or null")
-    _check(c.max_steps_per_epoch is None or c.max_steps_per_epoch >= 1, "max_steps_per_epoch",
+    check(c.max_steps_per_epoch is None or c.max_steps_per_epoch >= 1, "max_steps_per_epoch",
            c.max_steps_per_epoch, "a whole number >= 1 or null")
-    _check(0 <= c.world.node_rank < c.world.nnodes, "world.node_rank", c.world.node_rank,
+    check(0 <= c.world.node_rank < c.world.nnodes, "world.node_rank", c.world.node_rank,
            "between 0 and world.nnodes - 1")
-    _check(c.model.num_classes is None or c.model.num_classes >= 2, "model.num_classes",
+    check(c.model.num_classes is None or c.model.num_classes >= 2, "model.num_classes",
            c.model.num_classes, "a whole number >= 2 or null")
     size = c.dataset.image_size
-    _check(size >= 32 and size % 32 == 0, "dataset.image_size", size,
+    check(size >= 32 and size % 32 == 0, "dataset.image_size", size,
            "a multiple of 32 (FishNet99 and ResNet50 down-sample by 32)")
-    _check(c.dataset.resize_size >= size, "dataset.resize_size", c.dataset.resize_size,
+    check(c.dataset.resize_size >= size, "dataset.resize_size", c.dataset.resize_size,
            f"at least dataset.image_size ({size})")
-    _check(len(c.dataset.mean) == 3 and len(c.dataset.std) == 3 and min(c.dataset.std) > 0,
+    check(len(c.dataset.mean) == 3 and len(c.dataset.std) == 3 and min(c.dataset.std) > 0,
            "dataset.mean/dataset.std", (c.dataset.mean, c.dataset.std),
            "three numbers each, std positive")
     lo, hi = c.dataset.crop_scale
-    _check(0 < lo <= hi <= 1, "dataset.crop_scale", c.dataset.crop_scale, "[lo, hi] with 0 < lo <= hi <= 1")
-    _check(len(c.dataset.color_jitter) == 4, "dataset.color_jitter", c.dataset.color_jitter,
+    check(0 < lo <= hi <= 1, "dataset.crop_scale", c.dataset.crop_scale, "[lo, hi] with 0 < lo <= hi <= 1")
+    check(len(c.dataset.color_jitter) == 4, "dataset.color_jitter", c.dataset.color_jitter,
            "four numbers: brightness, contrast, saturation, hue")
     if c.dataset.name in ("imagenet", "imagefolder"):
-        _check(c.dataset.root not in (None, "", "???"), "dataset.root", c.dataset.root,
+        check(c.dataset.root not in (None, "", "???"), "dataset.root", c.dataset.root,
                f"the folder of the image tree for dataset={c.dataset.name} (with train/ and val/)")
     if c.task == "infer":
-        _check(c.model_file is not None, "model_file", c.model_file,
+        check(c.model_file is not None, "model_file", c.model_file,
                "the path of an exported .onnx file for task=infer")
 
 
 def validate(cfg: DictConfig) -> RunConfig:
     """Resolve ``cfg`` and check every key's type and range; return the typed config."""
+    name = OmegaConf.select(cfg, "backend.name", default="pytorch",
+                            throw_on_resolution_failure=False)
+    check_choice("backend.name", name, backend_names())
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
+        schema = OmegaConf.structured(RunConfig)
+        schema.backend = OmegaConf.structured(get_backend(name).config_section)
+        merged = OmegaConf.merge(schema, cfg)
         run = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
         raise ConfigError(
-            f"Config key '{key}' is invalid: {getattr(err, 'msg', err)}. "
+            f"Config key '{key}' is invalid: {str(getattr(err, 'msg', err)).splitlines()[0]}. "
             "Check the value's type on the command line or in your config file "
             "(`python run.py --cfg job` prints the composed config)."
         ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from fishbench.backends import get_backend
 from fishbench.config import RunConfig
 from fishbench.data.digits import ensure_digits_tree
 from fishbench.data.index import DatasetIndex, build_indices
@@ -77,17 +78,17 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
 
 
 def decoder_engine(cfg: RunConfig) -> str:
-    """``dataset.decoder`` resolved: ``auto`` is ``gpu`` for PyTorch on a GPU, else ``cpu``."""
+    """``dataset.decoder`` resolved: ``auto`` is the backend's first choice for the device."""
     choice = cfg.dataset.decoder
-    gpu_ok = cfg.backend.name == "pytorch" and cfg.device.name == "gpu"
-    if choice == "gpu" and not gpu_ok:
-        raise ConfigError(
-            f"dataset.decoder=gpu decodes JPEGs with nvjpeg and needs backend=pytorch with "
-            f"device=gpu (a CUDA GPU), but this run has backend={cfg.backend.name} "
-            f"device={cfg.device.name}. Set dataset.decoder=cpu (or auto)."
-        )
+    available = get_backend(cfg.backend.name).decoders(cfg)
     if choice == "auto":
-        return "gpu" if gpu_ok else "cpu"
+        return available[0]
+    if choice not in available:
+        raise ConfigError(
+            f"dataset.decoder={choice} is not available with backend={cfg.backend.name} "
+            f"device={cfg.device.name} (available: {', '.join(available)}; the gpu decoder needs "
+            f"backend=pytorch with device=gpu, a CUDA GPU). Set dataset.decoder=cpu (or auto)."
+        )
     return choice
 
 

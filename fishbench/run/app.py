@@ -18,10 +18,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import fishbench
-from fishbench.backends import load_backend
+from fishbench.backends import checkpoint_suffixes, get_backend
 from fishbench.run.checkpoints import CheckpointPolicy, resolve_checkpoint
 from fishbench.config import RunConfig, validate
-from fishbench.run.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.data.spec import load_data_spec
 from fishbench.run.engine import Progress, fit, resumed_progress
 from fishbench.errors import CheckpointError, FishbenchError, RunInterrupted
@@ -112,7 +111,7 @@ def settle(run_dir: Path, cfg: DictConfig, err: BaseException,
 
 def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
     """Check the device here, start this node's workers, return rank 0's top1 (NaN elsewhere)."""
-    load_backend(config.backend.name).check_runtime(config)
+    get_backend(config.backend.name).check_runtime(config)
     launch(config, cfg, run_dir)
     path = run_dir / METRICS_FILE
     top1 = json.loads(path.read_text()).get("top1") if path.exists() else None
@@ -122,8 +121,8 @@ def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
 def run_worker(cfg: DictConfig, run_dir: Path) -> float:
     """One data-parallel worker: join the process group, log to ``rank<r>.log``, run its share."""
     stop_on_signals()
-    backend = load_backend(str(cfg.backend.name))
-    rank, world_size, local_rank = backend.init_distributed(cfg)
+    backend = get_backend(str(cfg.backend.name))
+    rank, world_size, local_rank = backend.join_workers(validate(cfg))
     log_to_rank_file(run_dir, rank)
     try:
         return run(cfg, run_dir, rank, world_size, local_rank)
@@ -134,7 +133,7 @@ def run_worker(cfg: DictConfig, run_dir: Path) -> float:
         log.exception("worker rank %d failed", rank)
         raise
     finally:
-        backend.shutdown_distributed()
+        backend.leave_workers()
 
 
 def log_to_rank_file(run_dir: Path, rank: int) -> None:
@@ -158,7 +157,7 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
         spec = load_data_spec(config)
         versions = {"onnxruntime": importlib.metadata.version("onnxruntime")}
         return recorded(run_dir, config, versions, lambda _: infer_onnx(config, spec))
-    backend = load_backend(config.backend.name)
+    backend = get_backend(config.backend.name)
     backend.check_runtime(config)
     spec = load_data_spec(config)
     config.model.num_classes = spec.num_classes
@@ -193,8 +192,8 @@ def recorded(run_dir: Path, config: RunConfig, versions: dict[str, str],
 
 
 def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: Path) -> dict[str, Any]:
-    suffixes = (trainer.checkpoint_suffix,)
-    weights = tuple(dict.fromkeys((*suffixes, TORCH_SUFFIX, MINDSPORE_SUFFIX)))  # either backend's
+    own = get_backend(config.backend.name).checkpoint_suffix
+    suffixes, weights = (own,), checkpoint_suffixes(own)  # weights: any backend's checkpoint
     if config.task in ("eval", "export") and config.ckpt_path is None:
         raise CheckpointError(f"task={config.task} needs ckpt_path=<checkpoint file or run dir>.")
     if config.task == "export":
@@ -208,7 +207,7 @@ def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: 
     if config.task != "train":
         raise FishbenchError(f"task={config.task} is not available for backend="
                              f"{config.backend.name} yet.")
-    policy = CheckpointPolicy(run_dir, trainer.checkpoint_suffix, config.save_checkpoint_epochs,
+    policy = CheckpointPolicy(run_dir, own, config.save_checkpoint_epochs,
                               config.keep_checkpoint_max)
     if recorder is not None:  # the one writer: a kill mid-write left these
         for stale in remove_stale_temp_files(policy.dir) + remove_stale_temp_files(run_dir):

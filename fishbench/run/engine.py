@@ -10,18 +10,16 @@ import gc
 import logging
 import math
 import time
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
+from fishbench.backends.base import Trainer
 from fishbench.run.checkpoints import CheckpointPolicy
 from fishbench.config import RunConfig
-from fishbench.data.spec import DataSpec
 from fishbench.errors import CheckpointError, DataError, TrainingDiverged
-from fishbench.run.metrics import Accuracy, StepTimer
+from fishbench.run.metrics import StepTimer
 from fishbench.run.records import RunRecorder
 from fishbench.run.schedule import lr_per_step
 
@@ -38,58 +36,6 @@ class Progress:
     best_epoch: int = 0
     elapsed_s: float = 0.0  # run time of the earlier parts of a resumed run
     saved_epoch: int | None = None  # the epoch of checkpoints/last; None before the first save
-
-
-class Trainer(ABC):
-    """The framework-specific part of a run. ``rank``/``world_size`` describe data parallelism."""
-
-    checkpoint_suffix: str = ".ckpt"
-    # What metrics.json reports beside the training numbers; a backend overrides what it knows.
-    images_skipped: int = 0  # unreadable files passed over (dataset.bad_images=skip)
-    model_gflops_per_image: float | None = None  # forward GFLOPs of one image, where counted
-    accelerator: str | None = None  # the device's name in metrics.py's peak-FLOP/s table
-    precision: str = "fp32"  # of training: fp32, bf16 or fp16
-
-    def __init__(self, cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1) -> None:
-        self.cfg = cfg
-        self.spec = spec
-        self.rank = rank
-        self.world_size = world_size
-
-    @property
-    @abstractmethod
-    def steps_per_epoch(self) -> int:
-        """Training steps per epoch on each rank."""
-
-    @abstractmethod
-    def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: "StepLogger") -> float:
-        """Train one epoch with ``lrs[first_step + i]`` at step ``i``; return the mean loss over
-        all ranks. Call ``logger.step(...)`` after every step (it decides when to sync)."""
-
-    @abstractmethod
-    def evaluate(self) -> Accuracy:
-        """Top-k counts over the whole validation split (summed over ranks)."""
-
-    @abstractmethod
-    def rank_rng_states(self) -> list[Any]:
-        """Every rank's RNG states, indexed by rank: a collective, called on every rank."""
-
-    @abstractmethod
-    def save_checkpoint(self, path: Path, meta: dict[str, Any], rng_states: list[Any]) -> None:
-        """Write weights, optimizer/scaler state, every rank's ``rng_states`` and ``meta``."""
-
-    @abstractmethod
-    def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
-        """Load weights (and, with ``full``, the training state and this rank's RNG states);
-        return the saved ``meta``."""
-
-    @abstractmethod
-    def weights_finite(self) -> bool:
-        """Whether every parameter and buffer (BatchNorm statistics included) is finite."""
-
-    @abstractmethod
-    def versions(self) -> dict[str, str]:
-        """Framework versions for ``metrics.json``."""
 
 
 class StepLogger:

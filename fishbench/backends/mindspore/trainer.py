@@ -21,7 +21,8 @@ from fishbench.run.crossckpt import (MINDSPORE_META_KEY, TORCH_SUFFIX, foreign_w
                                  read_mindspore_checkpoint)
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.run.engine import StepLogger, Trainer, check_meta, own_rng_states
+from fishbench.backends.base import Trainer
+from fishbench.run.engine import StepLogger, check_meta, own_rng_states
 from fishbench.run.metrics import Accuracy
 from fishbench.run.schedule import lr_per_step
 
@@ -43,8 +44,6 @@ def _parameters(arrays: dict[str, np.ndarray]) -> dict[str, ms.Parameter]:
 
 
 class MindSporeTrainer(Trainer):
-    checkpoint_suffix = ".ckpt"
-
     def __init__(self, cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1,
                  local_rank: int = 0) -> None:
         super().__init__(cfg, spec, rank, world_size)

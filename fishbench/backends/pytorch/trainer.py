@@ -23,7 +23,8 @@ from fishbench.config import RunConfig
 from fishbench.run.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.run.engine import StepLogger, Trainer, check_meta, own_rng_states
+from fishbench.backends.base import Trainer
+from fishbench.run.engine import StepLogger, check_meta, own_rng_states
 from fishbench.run.metrics import Accuracy
 
 log = logging.getLogger("fishbench")
@@ -43,8 +44,6 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 
 
 class TorchTrainer(Trainer):
-    checkpoint_suffix = ".pt"
-
     def __init__(self, cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1,
                  local_rank: int = 0) -> None:
         super().__init__(cfg, spec, rank, world_size)
