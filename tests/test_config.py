@@ -89,6 +89,10 @@ def test_command_line_overrides_a_recipe() -> None:
     ("dataset=imagenet dataset.root=/d dataset.gpu_decode_share=1.5", "dataset.gpu_decode_share"),
     ("backend.compile_mode=fast", "backend.compile_mode"),
     ("+dataset.rooot=/x", "dataset.rooot"),
+    ("lr_init=inf", "lr_init"),
+    ("momentum=nan", "momentum"),
+    ("dataset.color_jitter=[0.4,0.4,inf,0.1]", "dataset.color_jitter"),
+    ("dataset=synthetic dataset.num_classes=1", "dataset.num_classes"),
 ])
 def test_impossible_values_name_their_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=f"'{key}'"):

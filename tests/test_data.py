@@ -83,6 +83,12 @@ def test_imagenet_with_another_class_count_points_to_imagefolder(tmp_path: Path)
     assert spec.num_classes == 3 and len(spec.train) == 12
 
 
+def test_a_tree_of_one_class_is_refused_naming_it(tmp_path: Path) -> None:
+    root = small_tree(tmp_path, classes=1)
+    with pytest.raises(DataError, match=f"'{root}' has 1 class folder"):
+        load_data_spec(run_config("imagefolder", root, None))
+
+
 def test_model_class_count_mismatch(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="model.num_classes is 10.*3 classes"):
         load_data_spec(run_config("imagefolder", small_tree(tmp_path), None, num_classes=10))

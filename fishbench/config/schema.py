@@ -7,6 +7,8 @@ naming the key.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -110,7 +112,20 @@ class RunConfig:
     max_steps_per_epoch: Optional[int] = None
 
 
+def _check_finite(node: Any, key: str = "") -> None:
+    """Refuse NaN and infinite numbers anywhere in the config (they pass every range check)."""
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            _check_finite(getattr(node, f.name), f"{key}.{f.name}" if key else f.name)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _check_finite(value, key)
+    elif isinstance(node, float):
+        check(math.isfinite(node), key, node, "a finite number")
+
+
 def _check_ranges(c: RunConfig) -> None:
+    _check_finite(c)
     check_choice("task", c.task, TASKS)
     check_choice("model.name", c.model.name, MODELS)
     check_choice("device.name", c.device.name, DEVICES)
@@ -147,8 +162,9 @@ def _check_ranges(c: RunConfig) -> None:
            c.max_steps_per_epoch, "a whole number >= 1 or null")
     check(0 <= c.world.node_rank < c.world.nnodes, "world.node_rank", c.world.node_rank,
            "between 0 and world.nnodes - 1")
-    check(c.model.num_classes is None or c.model.num_classes >= 2, "model.num_classes",
-           c.model.num_classes, "a whole number >= 2 or null")
+    for key, classes in (("model.num_classes", c.model.num_classes),
+                         ("dataset.num_classes", c.dataset.num_classes)):
+        check(classes is None or classes >= 2, key, classes, "a whole number >= 2 or null")
     size = c.dataset.image_size
     check(size >= 32 and size % 32 == 0, "dataset.image_size", size,
            "a multiple of 32 (FishNet99 and ResNet50 down-sample by 32)")

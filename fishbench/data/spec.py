@@ -55,6 +55,12 @@ def load_data_spec(cfg: RunConfig) -> DataSpec:
         root = ensure_digits_tree(ds.root) if ds.name == "digits" else ds.root
         train, val = build_indices(root)
         found = len(train.classes)
+        if found < 2:
+            raise DataError(
+                f"'{root}' has {found} class folder(s) under its train split: a classifier needs "
+                "at least two (every prediction of one class is right). Add class folders, or "
+                "point dataset.root at the tree that has them."
+            )
         if ds.name == "imagenet" and found != IMAGENET_CLASSES:
             raise DataError(
                 f"dataset=imagenet expects {IMAGENET_CLASSES} class folders, but '{ds.root}' has "
