@@ -162,8 +162,8 @@ def _check_ranges(c: RunConfig) -> None:
            c.max_steps_per_epoch, "a whole number >= 1 or null")
     check(0 <= c.world.node_rank < c.world.nnodes, "world.node_rank", c.world.node_rank,
            "between 0 and world.nnodes - 1")
-    for key, classes in (("model.num_classes", c.model.num_classes),
-                         ("dataset.num_classes", c.dataset.num_classes)):
+    for key, classes in (("dataset.num_classes", c.dataset.num_classes),  # the one a user sets
+                         ("model.num_classes", c.model.num_classes)):
         check(classes is None or classes >= 2, key, classes, "a whole number >= 2 or null")
     size = c.dataset.image_size
     check(size >= 32 and size % 32 == 0, "dataset.image_size", size,
