@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fishbench.errors import ConfigError
+from fishbench.models.registry import list_models
 
-MODELS = ("fishnet99", "resnet50")
 BACKENDS = ("pytorch", "mindspore")
 DEVICES = ("cpu", "gpu", "ascend")
 DATASETS = ("digits", "imagenet", "imagefolder", "synthetic")
@@ -133,7 +133,7 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 def _check_ranges(c: RunConfig) -> None:
     _check_choice("task", c.task, TASKS)
-    _check_choice("model.name", c.model.name, MODELS)
+    _check_choice("model.name", c.model.name, list_models())
     _check_choice("backend.name", c.backend.name, BACKENDS)
     _check_choice("device.name", c.device.name, DEVICES)
     _check_choice("dataset.name", c.dataset.name, DATASETS)
