@@ -14,8 +14,8 @@ from conftest import n_params  # noqa: E402
 from fishbench.models import names as convert  # noqa: E402
 from fishbench.backends.mindspore.models import build_model as build_ms  # noqa: E402
 from fishbench.backends.pytorch.models import build_model as build_torch  # noqa: E402
+from fishbench.models.registry import list_models  # noqa: E402
 
-MODELS = ["fishnet99", "resnet50"]
 NUM_CLASSES = 10
 REL_TOL = 1e-4
 
@@ -94,7 +94,7 @@ def batch() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(scope="module", params=list_models())
 def pair(request):
     """(name, torch model with randomised BN, MindSpore model with its own initialisation)."""
     name = request.param

@@ -19,8 +19,8 @@ from fishbench.backends import backend_names, get_backend
 from fishbench.backends.base import BackendSection
 from fishbench.config.checks import check, check_choice
 from fishbench.errors import ConfigError
+from fishbench.models.registry import list_models
 
-MODELS = ("fishnet99", "resnet50")
 DEVICES = ("cpu", "gpu", "ascend")
 DATASETS = ("digits", "imagenet", "imagefolder", "synthetic")
 SCHEDULES = ("cosine_annealing", "cosine", "step")
@@ -127,7 +127,7 @@ def _check_finite(node: Any, key: str = "") -> None:
 def _check_ranges(c: RunConfig) -> None:
     _check_finite(c)
     check_choice("task", c.task, TASKS)
-    check_choice("model.name", c.model.name, MODELS)
+    check_choice("model.name", c.model.name, list_models())
     check_choice("device.name", c.device.name, DEVICES)
     check_choice("dataset.name", c.dataset.name, DATASETS)
     check_choice("schedule.name", c.schedule.name, SCHEDULES)

@@ -20,8 +20,8 @@ from mindspore.common.initializer import HeNormal, Uniform
 
 # The FishNet99 constants, the stage plan and the input-side check (compiled into ``construct``
 # in Graph mode) are shared with the PyTorch model.
-from fishbench.models.fishnet_plan import (NETWORK_PLANES, NUM_RES_BLOCKS,
-                                              NUM_TRANSFER_BLOCKS, check_input_side, fishnet_plan)
+from fishbench.models.fishnet import (NETWORK_PLANES, NUM_RES_BLOCKS, NUM_TRANSFER_BLOCKS,
+                                     check_input_side, fishnet_plan)
 
 
 def conv2d(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0,

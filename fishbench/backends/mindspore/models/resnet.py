@@ -14,8 +14,8 @@ import math
 from mindspore import Tensor, nn
 from mindspore.common.initializer import HeNormal, Uniform
 
-#: Bottleneck blocks per stage of ResNet50.
-LAYERS: tuple[int, ...] = (3, 4, 6, 3)
+from fishbench.models.resnet import RESNET50_BLOCKS
+
 EXPANSION = 4
 
 
@@ -60,7 +60,8 @@ class Bottleneck(nn.Cell):
 class ResNet(nn.Cell):
     """torchvision-compatible ResNet built from :class:`Bottleneck` blocks."""
 
-    def __init__(self, layers: tuple[int, ...] = LAYERS, num_classes: int = 1000) -> None:
+    def __init__(self, layers: tuple[int, ...] = RESNET50_BLOCKS,
+                 num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = conv2d(3, 64, 7, stride=2, padding=3)
         self.bn1 = batch_norm(64)
@@ -87,4 +88,4 @@ class ResNet(nn.Cell):
 
 def resnet50(num_classes: int = 1000) -> ResNet:
     """ResNet50 (25.56 M parameters at 1000 classes), untrained."""
-    return ResNet(LAYERS, num_classes)
+    return ResNet(RESNET50_BLOCKS, num_classes)

@@ -1,22 +1,21 @@
-"""PyTorch model zoo of fishbench: ``build_model(name, num_classes)``."""
+"""PyTorch model zoo of fishbench: ``build_model(name, num_classes)`` for every registered model
+(``fishbench.models.registry``)."""
 from __future__ import annotations
 
-from typing import Callable
-
 from torch import nn
+
+from fishbench.models.registry import ModelBuilders
 
 from .fishnet import FishNet, fishnet99
 from .resnet import resnet50
 
-MODELS: dict[str, Callable[[int], nn.Module]] = {"fishnet99": fishnet99, "resnet50": resnet50}
+BUILDERS: ModelBuilders[nn.Module] = ModelBuilders(
+    "pytorch", {"fishnet99": fishnet99, "resnet50": resnet50})
 
-__all__ = ["MODELS", "FishNet", "build_model", "fishnet99", "resnet50"]
+__all__ = ["BUILDERS", "FishNet", "build_model", "fishnet99", "resnet50"]
 
 
 def build_model(name: str, num_classes: int) -> nn.Module:
-    """Build an untrained model by name ("fishnet99" or "resnet50") with ``num_classes`` outputs."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return MODELS[name](num_classes)
+    """Build an untrained registered model by name with ``num_classes`` outputs (see
+    :meth:`ModelBuilders.build` for the errors)."""
+    return BUILDERS.build(name, num_classes)

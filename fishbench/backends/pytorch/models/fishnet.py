@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # The FishNet99 constants and the stage plan are shared with the MindSpore model.
-from fishbench.models.fishnet_plan import (NETWORK_PLANES, NUM_RES_BLOCKS,
-                                              NUM_TRANSFER_BLOCKS, check_input_side, fishnet_plan)
+from fishbench.models.fishnet import (NETWORK_PLANES, NUM_RES_BLOCKS, NUM_TRANSFER_BLOCKS,
+                                     check_input_side, fishnet_plan)
 
 
 class PreActBottleneck(nn.Module):

@@ -1,17 +1,22 @@
-"""FishNet stage plan, shared by the PyTorch and MindSpore models (standard library only).
+"""FishNet: the stage plan both backends build from, and FishNet99's layer list (standard
+library only).
 
 A FishNet is a stem followed by 10 "fish" stages: 3 tail stages that down-sample, a bridge at
 the lowest resolution, 3 body stages that up-sample and concatenate a transferred tail feature,
 and 3 head stages that down-sample again and concatenate a transferred body (or bridge)
 feature; a classifier follows. ``fishnet_plan`` turns the three configuration tuples into the
 channel bookkeeping of every stage, so both backends build the same network (and the same
-parameter names) from one place. ``check_input_side`` is the input-size check of both models;
-it is kept simple enough to be compiled inside a MindSpore ``construct`` in Graph mode.
+parameter names) from one place; ``fishnet_layers`` lists the parameterised layers those
+names follow, which weight conversion checks against (registered as "fishnet99").
+``check_input_side`` is the input-size check of both models; it is kept simple enough to be
+compiled inside a MindSpore ``construct`` in Graph mode.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
+
+from fishbench.models.registry import LayerSpec, register_model
 
 #: Output channels of the stem followed by the 10 fish stages (3 tail, bridge, 3 body, 3 head).
 NETWORK_PLANES: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600)
@@ -94,6 +99,50 @@ def fishnet_plan(network_planes: Sequence[int] = NETWORK_PLANES,
         ch = stage.cat_ch
     return FishPlan(stem_ch=p[0], tail=tail, bridge=bridge, body=tuple(body), head=tuple(head),
                     classifier_in_ch=ch)
+
+
+def _bottlenecks(prefix: str, in_ch: int, out_ch: int, count: int,
+                 group_identity: bool = False) -> Iterator[LayerSpec]:
+    """Layers of ``count`` pre-activation bottlenecks; the first has a projection shortcut when
+    it changes channels, unless its identity is a (parameter-free) channel-group sum."""
+    for i in range(count):
+        block = f"{prefix}.{i}"
+        for name, kind in (("bn1", "bn"), ("conv1", "conv"), ("bn2", "bn"), ("conv2", "conv"),
+                           ("bn3", "bn"), ("conv3", "conv")):
+            yield f"{block}.{name}", kind
+        if i == 0 and in_ch != out_ch and not group_identity:
+            yield f"{block}.shortcut.bn", "bn"
+            yield f"{block}.shortcut.conv", "conv"
+
+
+def fishnet_layers(plan: FishPlan) -> Iterator[LayerSpec]:
+    """Every parameterised layer of the FishNet of ``plan`` as (prefix, kind), in the order of
+    the torch state dict."""
+    for i in (1, 2, 3):
+        yield f"stem.conv{i}", "conv"
+        yield f"stem.bn{i}", "bn"
+    for i, stage in enumerate(plan.tail):
+        yield from _bottlenecks(f"tail.{i}.blocks", stage.in_ch, stage.out_ch, stage.blocks)
+    bridge = plan.bridge.out_ch
+    yield from (("bridge.score.bn1", "bn"), ("bridge.score.conv", "conv"),
+                ("bridge.score.bn2", "bn"), ("bridge.score_fc", "conv_bias"))
+    yield from _bottlenecks("bridge.blocks", 2 * bridge, bridge, plan.bridge.blocks)
+    yield from (("bridge.se_bn", "bn"), ("bridge.se_squeeze", "conv_bias"),
+                ("bridge.se_excite", "conv_bias"))
+    for part, stages in (("body", plan.body), ("head", plan.head)):
+        for j, stage in enumerate(stages):
+            yield from _bottlenecks(f"{part}.{j}.blocks", stage.in_ch, stage.out_ch,
+                                    stage.blocks, group_identity=part == "body")
+            yield from _bottlenecks(f"{part}.{j}.transfer", stage.skip_ch, stage.skip_ch,
+                                    stage.transfer_blocks)
+    yield from (("classifier.trunk.bn1", "bn"), ("classifier.trunk.conv", "conv"),
+                ("classifier.trunk.bn2", "bn"), ("classifier.fc", "conv_bias"))
+
+
+@register_model("fishnet99")
+def fishnet99_layers() -> list[LayerSpec]:
+    """FishNet99's parameterised layers (the default plan)."""
+    return list(fishnet_layers(fishnet_plan()))
 
 
 def check_input_side(h: int, w: int) -> None:
