@@ -5,8 +5,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from fishbench.run.app import main as run_main
 from fishbench.config import quote_world_choices, register_resolvers
+from fishbench.config.resolvers import quoting_hint
+from fishbench.run.app import main as run_main
 
 register_resolvers()
 
@@ -22,3 +23,8 @@ if __name__ == "__main__":
         main()
     except KeyboardInterrupt as err:  # SIGINT/SIGTERM: recorded as interrupted, already logged
         sys.exit(getattr(err, "exit_code", 130))
+    except SystemExit as exit_:  # Hydra refused the command line: add how to quote a value
+        hint = quoting_hint(sys.argv[1:]) if exit_.code == 1 else None
+        if hint:
+            print(hint, file=sys.stderr)
+        raise

@@ -36,8 +36,21 @@ def _resume(args: argparse.Namespace) -> int:
     return subprocess.run([sys.executable, str(RUN_PY), *run_args], cwd=cwd).returncode
 
 
+EXAMPLES = """examples:
+  fishbench compare outputs/sweeps/<date>/<sweep dir>           the table of a sweep's jobs
+  fishbench compare outputs/runs/<date>/* --filter backend=pytorch --sort img_per_s
+  fishbench compare <sweep dir> --csv table.csv --png table.png
+  fishbench resume outputs/sweeps/<date>/<sweep dir>            continue an interrupted sweep
+  fishbench resume <sweep dir> --retry-failed hydra/launcher=slurm
+
+Runs themselves start with `python run.py` (see `python run.py --help`)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fishbench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fishbench", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Analyse and continue fishbench runs: compare run and sweep dirs in one\n"
+                    "table, resume an interrupted sweep in its own dir.")
     commands = parser.add_subparsers(dest="command", required=True)
     cmp = commands.add_parser(
         "compare", help="compare runs and sweeps in one table",

@@ -67,3 +67,19 @@ def quote_world_choices(argv: list[str]) -> list[str]:
         return match[1] + "=" + ",".join(f'"{n}"' for n in match[2].split(","))
 
     return [quote(arg) for arg in argv]
+
+
+def quoting_hint(argv: list[str]) -> str | None:
+    """fishbench's hint for the overrides whose value Hydra reads only when quoted (``=``,
+    non-ASCII letters, or ``,`` outside a multirun, e.g. in a path); None when there is none."""
+    multirun = "-m" in argv or "--multirun" in argv
+    needs_quotes = re.compile(r"[=]|[^\x00-\x7f]" if multirun else r"[=,]|[^\x00-\x7f]")
+    unquoted = [arg for arg in argv if "=" in arg and not arg.startswith("-")
+                and needs_quotes.search(arg.split("=", 1)[1])
+                and arg.split("=", 1)[1][:1] not in "'\"[{"]
+    if not unquoted:
+        return None
+    examples = " ".join(f"""'{a.split("=", 1)[0]}="{a.split("=", 1)[1]}"'""" for a in unquoted)
+    return ("fishbench: Hydra reads '=', ',' and non-ASCII letters in a value only when "
+            "the value is quoted. Put the value in double quotes and the whole argument in "
+            f"single quotes for the shell, e.g. python run.py {examples}")
