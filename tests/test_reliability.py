@@ -116,7 +116,9 @@ def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., int]]:
     StubTrainer.script = {}
 
     def hydra_run(*args: str) -> int:
-        monkeypatch.setattr(sys, "argv", ["run.py", *STUB_ARGS, *args])
+        flags = [a for a in args if a.startswith("-")]  # Hydra's options before the overrides
+        overrides = [a for a in args if not a.startswith("-")]
+        monkeypatch.setattr(sys, "argv", ["run.py", *flags, *STUB_ARGS, *overrides])
         try:
             main()
         except SystemExit as exit_:
@@ -272,6 +274,13 @@ def test_a_signal_marks_the_run_interrupted_with_the_resume_hint(hydra_run, tmp_
     StubTrainer.script = {}
     assert hydra_run("resume=true", f"hydra.run.dir={tmp_path}") == 0
     assert strict_json(tmp_path / "metrics.json")["status"] == "completed"
+
+
+def test_an_interrupted_job_of_a_sweep_points_to_fishbench_resume(hydra_run, tmp_path: Path) -> None:
+    StubTrainer.script = {"call_at": (2, 1), "call": lambda: os.kill(os.getpid(), signal.SIGTERM)}
+    hydra_run("-m", f"hydra.sweep.dir={tmp_path}", "seed=1")
+    error = strict_json(tmp_path / "0" / "metrics.json")["error"]
+    assert f"`fishbench resume {tmp_path}`" in error and "resume=true" not in error
 
 
 def test_resume_removes_temp_files_of_a_write_that_was_killed(hydra_run, tmp_path: Path) -> None:

@@ -45,12 +45,26 @@ def master_port(world: WorldConfig) -> int:
 
 
 def resume_hint(run_dir: Path) -> str:
-    """How to continue the run in ``run_dir`` (or, before its first checkpoint, that one must
-    start it again)."""
+    """How to continue the run in ``run_dir``: inside a sweep ``fishbench resume <sweep dir>``;
+    alone, the same command with ``resume=true`` (or, before its first checkpoint, again)."""
+    sweep_dir = current_sweep_dir()
+    if sweep_dir is not None:
+        return (f"Continue the sweep, this job included (from its last checkpoint, if one was "
+                f"saved), with `fishbench resume {sweep_dir}`.")
     if not any((Path(run_dir) / CHECKPOINT_DIR).glob("last.*")):
         return "No checkpoint was saved yet (one is saved after each epoch): start the run again."
     return (f"The last checkpoint in {run_dir}/{CHECKPOINT_DIR} stays usable: continue with the same "
             f"command plus `resume=true hydra.run.dir={run_dir}`.")
+
+
+def current_sweep_dir() -> Path | None:
+    """The sweep dir of the multirun this process runs a job of; None outside one."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir)
 
 
 def launch(config: RunConfig, cfg: DictConfig, run_dir: Path) -> None:
