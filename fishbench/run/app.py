@@ -27,6 +27,7 @@ from fishbench.errors import CheckpointError, FishbenchError, RunInterrupted
 from fishbench.run.export import export_model
 from fishbench.run.infer import infer_onnx
 from fishbench.run.launch import launch, resume_hint, slurm_worker_env
+from fishbench.run.logs import LibraryChatter
 from fishbench.run.metrics import utilisation
 from fishbench.run.records import METRICS_FILE, RunRecorder, remove_stale_temp_files, write_metrics
 from fishbench.run.rundir import CompletedRun
@@ -141,6 +142,7 @@ def log_to_rank_file(run_dir: Path, rank: int) -> None:
     fmt = logging.Formatter(f"[%(asctime)s][rank {rank}][%(name)s][%(levelname)s] - %(message)s")
     console = logging.StreamHandler(sys.stdout)
     console.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    console.addFilter(LibraryChatter())
     root = logging.getLogger()
     root.handlers[:] = []
     for handler in (logging.FileHandler(run_dir / f"rank{rank}.log"), console):
