@@ -2,7 +2,7 @@
 
 On AVX-512 CPUs the oneDNN of MindSpore 2.10 picks ``jit_uni_ncsp:conv+ref:any`` (its reference
 kernel, ~100x slower) for 3x3 convolutions on plain NCHW tensors unless it is capped at AVX2,
-which ``fishbench.backends.mindspore.device.configure`` does (BENCHMARKS.md, issue 12). Each
+which ``fishbench.backends.mindspore.device.configure`` does. Each
 check runs in a fresh process: oneDNN fixes its ISA at its first kernel.
 """
 

@@ -25,9 +25,8 @@ GPU_LIBRARIES = (("libcuda.so.1", "the NVIDIA driver"), ("libcudart.so.11.0", "t
                  ("libcudnn.so.8", "cuDNN 8"))
 DEFAULT_AMP_LEVEL = {"cpu": "O0", "gpu": "O2", "ascend": "O3"}
 # On AVX-512 CPUs the oneDNN 3.10 inside MindSpore 2.10 runs a 3x3 convolution on MindSpore's
-# plain NCHW tensors with its reference kernel (``jit_uni_ncsp:conv+ref:any``), ~100x slower
-# than the im2col + GEMM kernel (``gemm:jit``) it picks when capped at AVX2: a FishNet99 step of
-# the default job ran 11x faster with the cap (benchmarks/mindspore_cpu.py, BENCHMARKS.md).
+# plain NCHW tensors with its reference kernel (``jit_uni_ncsp:conv+ref:any``), far slower than
+# the im2col + GEMM kernel (``gemm:jit``) it picks when capped at AVX2 (benchmarks/mindspore_cpu.py).
 ONEDNN_LIBRARY = "lib/libdnnl.so.3"  # MindSpore's own oneDNN, inside its package
 ONEDNN_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"  # the user's own cap, which is kept
 ONEDNN_CPU_ISA_AVX2 = 0x7  # dnnl_cpu_isa_avx2 of oneDNN 3.x's dnnl_cpu_isa_t
