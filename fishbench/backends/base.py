@@ -49,6 +49,11 @@ class Trainer(ABC):
         self.rank = rank
         self.world_size = world_size
 
+    def settings(self) -> dict[str, Any]:
+        """What this run chose where the config leaves the choice open (decoder, loader workers,
+        CPU threads, compile mode, precision, memory format): logged and kept in metrics.json."""
+        return {}
+
     @property
     @abstractmethod
     def steps_per_epoch(self) -> int:

@@ -37,6 +37,7 @@ class ModelConfig:
 class DeviceConfig:
     name: str = "cpu"
     id: int = 0
+    cpu_threads: Any = "auto"  # compute threads of a CPU process: a number, or auto (its share)
 
 
 @dataclass
@@ -133,10 +134,11 @@ def _check_ranges(c: RunConfig) -> None:
     check_choice("schedule.name", c.schedule.name, SCHEDULES)
     check_choice("dataset.bad_images", c.dataset.bad_images, ("skip", "stop"))
     check_choice("dataset.decoder", c.dataset.decoder, ("auto", "cpu", "gpu"))
-    workers = c.dataset.num_workers
-    check(workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool)
-                                 and workers >= 0),
-           "dataset.num_workers", workers, "auto or a whole number >= 0")
+    for key, value, least in (("dataset.num_workers", c.dataset.num_workers, 0),
+                              ("device.cpu_threads", c.device.cpu_threads, 1)):
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        check(value == "auto" or (whole and value >= least), key, value,
+              f"auto or a whole number >= {least}")
     check(0 <= c.dataset.gpu_decode_share <= 1, "dataset.gpu_decode_share",
            c.dataset.gpu_decode_share, "a number from 0 to 1")
     c.backend.check()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from fishbench.backends import get_backend
@@ -11,6 +10,7 @@ from fishbench.data.digits import ensure_digits_tree
 from fishbench.data.index import DatasetIndex, build_indices
 from fishbench.data.transforms import EvalTransform, TrainTransform, transforms_for
 from fishbench.errors import ConfigError, DataError
+from fishbench.run.cores import cpu_share
 
 IMAGENET_CLASSES = 1000
 
@@ -99,10 +99,9 @@ def decoder_engine(cfg: RunConfig) -> str:
 
 
 def worker_count(setting: int | str, processes_per_node: int) -> int:
-    """``dataset.num_workers``: a number as given; ``auto`` is the cores this process may use
-    divided by the training processes on the node, minus one for the training process itself
+    """``dataset.num_workers``: a number as given; ``auto`` is this process's share of the
+    cores (:func:`fishbench.run.cores.cpu_share`) minus one for the training process itself
     (0, decoding in the training process, where that leaves none)."""
     if setting != "auto":
         return int(setting)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(cores // processes_per_node - 1, 0)
+    return max(cpu_share(processes_per_node) - 1, 0)

@@ -171,7 +171,11 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
         mfu = utilisation(gflops, results.get("img_per_s", math.nan), trainer.accelerator,
                           trainer.precision, world_size) if config.task == "train" else None
         return {"images_skipped": trainer.images_skipped, **results,
-                "model_gflops_per_image": gflops, "mfu": mfu}
+                "model_gflops_per_image": gflops, "mfu": mfu, "settings": settings}
+
+    settings = trainer.settings()
+    if settings:
+        log.info("settings: %s", ", ".join(f"{k} {v}" for k, v in settings.items()))
 
     return recorded(run_dir, config, trainer.versions(), task, writes=rank == 0)
 

@@ -64,6 +64,10 @@ class MindSporeTrainer(Trainer):
             level=self.level, loss_scale_manager=scale_manager)
         log.info("MindSpore %s: %s mode, AMP level %s", ms.__version__, self.mode, self.level)
 
+    def settings(self) -> dict[str, Any]:
+        return {"decoder": self.spec.decoder, "num_workers": self.spec.num_workers,
+                "mode": self.mode, "amp_level": self.level, "precision": self.precision}
+
     @property
     def images_skipped(self) -> int:
         return len(self.bad_files)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fishbench.config import RunConfig, WorldConfig
 from fishbench.errors import RunInterrupted
+from fishbench.run.cores import cpu_share
 from fishbench.run.launch import WORKER_MODULE, LaunchError, resume_hint
 
 DIST_BACKENDS = {"cpu": "gloo", "gpu": "nccl", "ascend": "hccl"}
@@ -56,7 +57,7 @@ def join_process_group(cfg: RunConfig) -> tuple[int, int, int]:
     if cfg.device.name == "ascend":
         import_torch_npu()  # registers the npu device and the hccl backend
     local_workers = int(os.environ["LOCAL_WORLD_SIZE"])
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_workers))  # as torchrun does
+    torch.set_num_threads(cpu_share(local_workers))  # as torchrun does, jobs at once counted
     dist.init_process_group(DIST_BACKENDS[cfg.device.name],
                             timeout=datetime.timedelta(seconds=int(cfg.world.timeout_s)))
     return dist.get_rank(), dist.get_world_size(), int(os.environ["LOCAL_RANK"])

@@ -25,6 +25,7 @@ from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
 from fishbench.backends.base import Trainer
 from fishbench.run.engine import StepLogger, check_meta, own_rng_states
+from fishbench.run.cores import cpu_threads
 from fishbench.run.metrics import Accuracy
 
 log = logging.getLogger("fishbench")
@@ -49,6 +50,8 @@ class TorchTrainer(Trainer):
         super().__init__(cfg, spec, rank, world_size)
         torch.manual_seed(cfg.seed + rank)
         self.device = select_device(cfg.device, local_rank, world_size)
+        if self.device.type == "cpu":  # its share of the cores, not every core
+            torch.set_num_threads(cpu_threads(cfg.device.cpu_threads, cfg.world.nproc_per_node))
         accel = self.device.type != "cpu"
         self.memory_format = (torch.channels_last if accel and cfg.backend.channels_last
                               else torch.contiguous_format)
@@ -76,6 +79,14 @@ class TorchTrainer(Trainer):
         self.train_loader, self.val_loader = build_loaders(
             spec, cfg.batch_size, spec.num_workers, cfg.dataset.bad_images, cfg.seed,
             rank, world_size, self.device, spec.decoder, self.memory_format, self.bad_files)
+
+    def settings(self) -> dict[str, Any]:
+        return {"decoder": self.spec.decoder, "num_workers": self.spec.num_workers,
+                "cpu_threads": torch.get_num_threads(),
+                "compile_mode": self.cfg.backend.compile_mode if self.compiled else None,
+                "precision": self.precision,
+                "memory_format": ("channels_last" if self.memory_format == torch.channels_last
+                                  else "contiguous")}
 
     @property
     def images_skipped(self) -> int:
