@@ -39,13 +39,24 @@ def run_multirun(threads: str, steps: int, jobs: int, sweep_dir: Path) -> tuple[
     return wall, rates
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=8, help="training steps of each job")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at once (hydra.launcher.n_jobs)")
     args = parser.parse_args()
     cores = usable_cores()
-    print(f"{platform.processor() or platform.machine()}, {cores} usable cores, "
+    print(f"{cpu_model()}, {cores} usable cores, "
           f"{args.jobs} jobs at once, the default job (FishNet99, digits 32x32, batch 64), "
           f"{args.steps} steps each")
     print("| device.cpu_threads | threads per job | multirun wall s | img/s per job |")
