@@ -25,7 +25,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from fishbench.backends.pytorch import loader as torch_loader
 from fishbench.backends.pytorch import trainer as torch_trainer
 from fishbench.backends.pytorch.device import prepare_cuda
-from fishbench.backends.pytorch.input.loader import build_loaders
+from fishbench.backends.pytorch.input import prefetch as torch_prefetch
+from fishbench.backends.pytorch.input.loaders import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.backends.pytorch.trainer import TorchTrainer
 from fishbench.config import DatasetConfig, validate
@@ -286,8 +286,9 @@ def train_split(args, decoder: str, share: float | None):
     loader alone delivers them, and the data spec."""
     cfg = run_config(args, "resnet50", decoder, share)
     spec = load_data_spec(cfg)
-    batches, _ = build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
-                               DEVICE, spec.decoder, torch.channels_last, BadFiles())
+    batches, _ = build_loaders(spec, batch_size=args.batch, bad_images="skip", seed=cfg.seed,
+                               rank=0, world_size=1, device=DEVICE,
+                               memory_format=torch.channels_last, bad_files=BadFiles())
     return batches, spec
 
 
@@ -392,8 +393,10 @@ def check_decoders(args) -> None:
     mean difference or loss says the memory was corrupted."""
     cfg = run_config(args, "resnet50", "cpu")
     spec = load_data_spec(cfg)
-    loaders = {decoder: build_loaders(spec, args.batch, spec.num_workers, "skip", cfg.seed, 0, 1,
-                                      DEVICE, decoder, torch.channels_last, BadFiles())
+    loaders = {decoder: build_loaders(replace(spec, decoder=decoder), batch_size=args.batch,
+                                      bad_images="skip", seed=cfg.seed, rank=0, world_size=1,
+                                      device=DEVICE, memory_format=torch.channels_last,
+                                      bad_files=BadFiles())
                for decoder in ("cpu", "gpu")}
     net = build_model("resnet50", 1000).to(DEVICE, memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -424,12 +427,14 @@ def time_crop_resize(args) -> None:
     :func:`device_ms`)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
+    from fishbench.backends.pytorch.input.nvjpeg import device_decodable_size
     from fishbench.backends.pytorch.input.resize import crop_resize_into
     from fishbench.data.decode import SampleSource
     from fishbench.data.plan import AugmentPlan
 
     spec = load_data_spec(run_config(args, "resnet50", "gpu", 1.0))
-    source = SampleSource(spec.train, "skip", AugmentPlan(0, spec.train_transform), None, 1.0)
+    source = SampleSource(spec.train, "skip", AugmentPlan(0, spec.train_transform), None,
+                          device_share=1.0, device_size=device_decodable_size)
     samples = [s for s in (source.read(0, p) for p in range(args.batch)) if s.encoded]
     images = decode_jpeg([torch.from_numpy(s.pixels) for s in samples], mode=ImageReadMode.RGB,
                          device=DEVICE)
@@ -550,7 +555,7 @@ def main() -> None:
         for _ in range(args.repeats):
             for mode, high in [(m, h) for m in args.compile_modes for h in args.high_priority]:
                 bare = bares[mode]
-                torch_trainer.TRAIN_STREAM_PRIORITY, torch_loader.PIPELINE_STREAM_PRIORITY = (
+                torch_trainer.TRAIN_STREAM_PRIORITY, torch_prefetch.PIPELINE_STREAM_PRIORITY = (
                     PRIORITIES[high])
                 label = f"{mode}, {high} stream high" if len(args.high_priority) > 1 else mode
                 base = train(args, model, None, mode)

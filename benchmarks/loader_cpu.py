@@ -46,11 +46,12 @@ def main() -> None:
     if args.backend == "pytorch":
         import torch
 
-        from fishbench.backends.pytorch.input.loader import build_loaders
+        from fishbench.backends.pytorch.input.loaders import build_loaders
 
         torch.set_num_threads(1)
-        train, _ = build_loaders(spec, args.batch, args.workers, "skip", cfg.seed, 0, 1,
-                                 torch.device("cpu"), "cpu", torch.contiguous_format, BadFiles())
+        train, _ = build_loaders(spec, batch_size=args.batch, bad_images="skip", seed=cfg.seed,
+                                 rank=0, world_size=1, device=torch.device("cpu"),
+                                 memory_format=torch.contiguous_format, bad_files=BadFiles())
 
         def epoch(e: int):
             train.sampler.set_epoch(e)

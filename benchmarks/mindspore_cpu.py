@@ -84,7 +84,7 @@ def train_batches(trainer, backend: str):
     """The trainer's train batches of epoch 0, as its own loop reads them."""
     if backend == "mindspore":
         return trainer.train_batches.epoch(0)
-    from fishbench.backends.pytorch.input.loader import batches
+    from fishbench.backends.pytorch.input.dataset import batches
 
     return batches(trainer.train_loader)
 

@@ -9,7 +9,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fishbench.compare import compare, render_text, write_csv, write_markdown, write_png
+from fishbench.compare import compare
+from fishbench.compare.plot import write_png
+from fishbench.compare.render import render_text, write_csv, write_markdown
 from fishbench.errors import FishbenchError
 from fishbench.sweeps.resume import SweepError, resume_command
 

@@ -15,6 +15,7 @@ from fishbench.data.digits import ensure_digits_tree
 from fishbench.data.decode import SampleSource
 from fishbench.data.index import build_indices, scan_image_folder
 from fishbench.data.spec import load_data_spec
+from fishbench.data.synthetic import synthetic_sample, synthetic_splits
 from fishbench.data.transforms import EvalTransform
 from fishbench.errors import DataError
 
@@ -141,3 +142,18 @@ def test_shards_are_disjoint_equal_and_reshuffled_each_epoch(tmp_path: Path) -> 
     assert np.array_equal(index.epoch_order(0, 3, 0, 3), shards[0])
     evals = [index.epoch_order(0, 3, r, 3, shuffle=False) for r in range(3)]
     assert sorted(np.concatenate(evals).tolist()) == list(range(10))
+
+
+def test_synthetic_splits_replay_a_pool_of_the_shared_samples_per_rank() -> None:
+    spec = load_data_spec(RunConfig(dataset=DatasetConfig(
+        name="synthetic", num_classes=5, image_size=8, train_samples=60, val_samples=9)))
+    train, val = synthetic_splits(spec, batch_size=4, seed=3, world_size=2)
+    # 30 samples per rank: 7 batches from a pool of 4; 4 val samples: one batch, its own seed
+    assert (len(train), len(train.pool), len(val), len(val.pool)) == (7, 4, 1, 1)
+    images, labels = train.pool[2]
+    want = [synthetic_sample(8 + i, 8, 5, seed=3) for i in range(4)]
+    assert images.shape == (4, 3, 8, 8) and images.dtype == np.float32
+    assert np.array_equal(images, np.stack([w[0] for w in want]))
+    assert labels.tolist() == [w[1] for w in want] and labels.dtype == np.int64
+    assert np.array_equal(val.pool[0][0][0], synthetic_sample(0, 8, 5, seed=4)[0])
+    assert list(train.replay("abcd")) == list("abcdabc")  # a backend's pool, taken in turn

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from conftest import metrics_of, run_cli
+from fishbench.backends.pytorch.input.nvjpeg import device_decodable_size
 from fishbench.config import DatasetConfig, DeviceConfig, RunConfig
 from fishbench.data.decode import BadFiles, Crop, SampleSource, pil_decode
 from fishbench.data.images import to_rgb
@@ -178,18 +179,18 @@ def test_both_backends_get_the_same_batches_from_one_plan(
     pytest.importorskip("mindspore", reason="the parity test needs mindspore")
     from fishbench.backends.mindspore.device import configure
     from fishbench.backends.mindspore.input.loader import build_batches
-    from fishbench.backends.pytorch import loader as torch_loader
+    from fishbench.backends.pytorch.input import loaders as torch_loaders
 
     if kernels == "pil":
-        monkeypatch.setattr(torch_loader, "tensor_decode", pil_decode)
+        monkeypatch.setattr(torch_loaders, "tensor_decode", pil_decode)
     configure(RunConfig())  # the device first, as a run does: later tests' trainers need it
     root = jpeg_tree(tmp_path)
     cfg = RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root), image_size=32,
                                           resize_size=40, num_workers=0))
     spec = load_data_spec(cfg)
-    cpu = torch.device("cpu")
-    torch_train, torch_val = torch_loader.build_loaders(
-        spec, 4, 0, "stop", 3, 0, 1, cpu, "cpu", torch.contiguous_format, BadFiles())
+    settings = dict(batch_size=4, bad_images="stop", seed=3, rank=0, world_size=1,
+                    device=torch.device("cpu"), memory_format=torch.contiguous_format)
+    torch_train, torch_val = torch_loaders.build_loaders(spec, **settings, bad_files=BadFiles())
     ms_train, ms_val = build_batches(spec, 4, 0, "stop", 3, 0, 1, BadFiles())
 
     def assert_close(t_img: torch.Tensor, m_img) -> None:
@@ -211,8 +212,7 @@ def test_both_backends_get_the_same_batches_from_one_plan(
     for (t_img, _), (m_img, _) in val_pairs:
         assert_close(t_img, m_img)
     # A resumed run (a fresh loader starting at epoch 1) draws what the uninterrupted one did.
-    again, _ = torch_loader.build_loaders(spec, 4, 0, "stop", 3, 0, 1, cpu, "cpu",
-                                          torch.contiguous_format, BadFiles())
+    again, _ = torch_loaders.build_loaders(spec, **settings, bad_files=BadFiles())
     again.sampler.set_epoch(1)
     assert torch.equal(next(iter(again))[0], next(iter(torch_train))[0])
 
@@ -233,7 +233,8 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: 
     (folder / "5_empty.jpg").write_bytes(b"")
     photo(6).save(folder / "6_good.jpg")
     index = scan_image_folder(tmp_path / "x")
-    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, device_share, decode)
+    engine = dict(decode=decode, device_share=device_share, device_size=device_decodable_size)
+    source = SampleSource(index, "skip", AugmentPlan(1, TRAIN), None, **engine)
     bad, encoded = BadFiles(), set()
     for position in range(len(index)):
         s = source.read(0, position)
@@ -246,7 +247,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: 
     assert sorted(Path(p).name for p in bad.paths) == ["1_truncated.jpg", "5_empty.jpg"]
     # Only whole baseline RGB or gray JPEGs go to nvjpeg; the rest are decoded in the worker.
     assert encoded == ({"0_good.jpg", "3_gray.jpg", "6_good.jpg"} if device_share else set())
-    stop = SampleSource(index, "stop", AugmentPlan(1, TRAIN), None, device_share, decode)
+    stop = SampleSource(index, "stop", AugmentPlan(1, TRAIN), None, **engine)
     with pytest.raises(DataError, match="1_truncated.jpg.*dataset.bad_images=skip"):
         stop.read(0, 1)
 
@@ -271,7 +272,8 @@ def test_the_configured_share_of_files_goes_to_nvjpeg(tmp_path: Path) -> None:
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root),
                                                           gpu_decode_share=0.3)))
     assert spec.gpu_decode_share == 0.3
-    source = SampleSource(spec.train, "skip", AugmentPlan(1, TRAIN), None, spec.gpu_decode_share)
+    source = SampleSource(spec.train, "skip", AugmentPlan(1, TRAIN), None,
+                          device_share=spec.gpu_decode_share, device_size=device_decodable_size)
     encoded = [source.read(0, p).encoded for p in range(len(spec.train))]
     assert 10 <= sum(encoded) <= 14  # 30% of 40, spread by the golden-ratio hash
 
@@ -280,12 +282,14 @@ def test_workers_hand_over_mixed_batches_in_their_shared_memory_slots_unchanged(
         tmp_path: Path) -> None:
     from torch.utils.data import DataLoader
 
-    from fishbench.backends.pytorch.input.loader import PlanDataset, collate
+    from fishbench.backends.pytorch.input.collate import collate
+    from fishbench.backends.pytorch.input.dataset import PlanDataset
     from fishbench.backends.pytorch.input.slots import FRESH, WorkerSlots
 
     root = jpeg_tree(tmp_path, classes=2, per_class=6)
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root))))
-    source = SampleSource(spec.train, "stop", AugmentPlan(1, TRAIN), None, 0.5)
+    source = SampleSource(spec.train, "stop", AugmentPlan(1, TRAIN), None, device_share=0.5,
+                          device_size=device_decodable_size)
     keys = [(0, p) for p in range(12)]
     loader = DataLoader(PlanDataset(source), batch_size=12, sampler=keys, num_workers=1,
                         collate_fn=partial(collate, slots=WorkerSlots(1, 4)))
@@ -301,7 +305,7 @@ def test_workers_hand_over_mixed_batches_in_their_shared_memory_slots_unchanged(
 
 
 def test_a_worker_reuses_a_slot_only_after_its_release(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fishbench.backends.pytorch import slots as slots_module
+    from fishbench.backends.pytorch.input import slots as slots_module
     from fishbench.backends.pytorch.input.slots import FRESH, WorkerSlots
 
     slots = WorkerSlots(2, 2)
@@ -328,12 +332,13 @@ def test_batches_in_reused_slots_stay_intact_while_the_main_process_holds_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from torch.utils.data import DataLoader
 
-    from fishbench.backends.pytorch.input.loader import PlanDataset, collate
+    from fishbench.backends.pytorch.input.collate import collate
+    from fishbench.backends.pytorch.input.dataset import PlanDataset
     from fishbench.backends.pytorch.input.slots import FRESH, WorkerSlots
 
     root = jpeg_tree(tmp_path, classes=2, per_class=12)
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root))))
-    source = SampleSource(spec.train, "stop", AugmentPlan(1, TRAIN), None, 0.0)
+    source = SampleSource(spec.train, "stop", AugmentPlan(1, TRAIN), None)
     keys = [(0, p) for p in range(24)]
     slots = WorkerSlots(1, 5)
     # one batch worked ahead: 2 held + 1 in hand + 1 being filled never need a sixth slot
@@ -363,15 +368,17 @@ def test_batches_in_reused_slots_stay_intact_while_the_main_process_holds_them(
 
 def test_device_batches_from_reused_slots_equal_in_process_ones_over_cut_epochs(
         tmp_path: Path) -> None:
-    from fishbench.backends.pytorch.input.loader import build_loaders
+    from fishbench.backends.pytorch.input.loaders import build_loaders
 
     root = jpeg_tree(tmp_path, classes=2, per_class=12)
     spec = load_data_spec(RunConfig(dataset=DatasetConfig(
         name="imagefolder", root=str(root), image_size=32, resize_size=40)))
 
     def epochs(workers: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        train, _ = build_loaders(spec, 2, workers, "stop", 3, 0, 1, torch.device("cpu"), "cpu",
-                                 torch.contiguous_format, BadFiles())
+        train, _ = build_loaders(replace(spec, num_workers=workers), batch_size=2,
+                                 bad_images="stop", seed=3, rank=0, world_size=1,
+                                 device=torch.device("cpu"), memory_format=torch.contiguous_format,
+                                 bad_files=BadFiles())
         kept = []
         for epoch, steps in ((0, 3), (1, None), (2, None)):  # the first cut short
             train.sampler.set_epoch(epoch)
@@ -429,7 +436,7 @@ def test_prefetcher_keeps_order_raises_the_threads_error_and_stops() -> None:
     import itertools
     import threading
 
-    from fishbench.backends.pytorch.input.loader import Prefetcher
+    from fishbench.backends.pytorch.input.prefetch import Prefetcher
 
     cpu = torch.device("cpu")
 
@@ -499,7 +506,8 @@ def test_gpu_engine_kernel_crops_and_resizes_as_pil() -> None:
 
 
 def test_mixed_batches_are_filled_in_batch_order_in_one_layout() -> None:
-    from fishbench.backends.pytorch.input.loader import assemble, collate, fill_encoded
+    from fishbench.backends.pytorch.input.collate import assemble, collate
+    from fishbench.backends.pytorch.input.nvjpeg import fill_encoded
     from fishbench.backends.pytorch.input.resize import crop_resize_into
     from fishbench.backends.pytorch.input.slots import WorkerSlots
     from fishbench.data.decode import Sample

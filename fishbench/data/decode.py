@@ -1,12 +1,12 @@
 """Reading samples for the input pipelines: the file, its crop, and what a bad file does.
 
 A :class:`SampleSource` turns ``(epoch, file)`` into a :class:`Sample`: the crop at the output
-size as uint8 HWC (the ``cpu`` engine: decode, crop, antialiased resize), or, for the ``gpu``
-engine, the file's JPEG bytes with the crop geometry, to be decoded on the device. The crop comes
-from the :class:`~fishbench.data.plan.AugmentPlan` (training) or the eval centre crop. Decoding on
-the CPU is :func:`pil_decode` (framework-free: MindSpore's workers use it; PyTorch's cut the same
-crops with torch kernels, which are faster). An unreadable file is skipped (the next readable
-file takes its place and the sample says how many were passed over) or stops the run, as
+size as uint8 HWC (decode, crop, antialiased resize), or, for a backend's device decoder, the
+file's bytes with the crop geometry, to be decoded on the device. The crop comes from the
+:class:`~fishbench.data.plan.AugmentPlan` (training) or the eval centre crop. Decoding on the CPU
+is :func:`pil_decode` (framework-free: MindSpore's workers use it; PyTorch's cut the same crops
+with torch kernels, which are faster). An unreadable file is skipped (the next readable file
+takes its place and the sample says how many were passed over) or stops the run, as
 ``dataset.bad_images`` says.
 """
 
@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from fishbench.data.images import READ_ERRORS, first_readable, to_rgb
+from fishbench.data.images import first_readable, to_rgb
 from fishbench.data.index import DatasetIndex
 from fishbench.data.plan import EVAL_AUG, AugmentPlan, eval_box
 from fishbench.data.transforms import EvalTransform
@@ -62,6 +62,7 @@ def pil_decode(data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarray:
 
 
 Decode = Callable[[bytes, Callable[[int, int], Crop]], np.ndarray]  # as pil_decode
+DeviceSize = Callable[[bytes], tuple[int, int] | None]  # a device decoder's rule
 
 
 def eval_crop(width: int, height: int, t: EvalTransform) -> Crop:
@@ -89,36 +90,22 @@ class Sample:
         return self.crop is not None
 
 
-def device_decodable_size(data: bytes) -> tuple[int, int] | None:
-    """The (width, height) of a file nvjpeg can take: a whole (ends with its EOI marker)
-    baseline, not progressive, JPEG in YCbCr or gray; None for others, which are decoded on the
-    CPU, where a truncated file is found bad as with the cpu engine."""
-    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        return None
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            ok = (img.format == "JPEG" and img.mode in ("RGB", "L")
-                  and not img.info.get("progressive") and not img.info.get("progression"))
-            return img.size if ok else None
-    except READ_ERRORS:
-        return None
-
-
 class SampleSource:
     """The samples of one split. ``plan`` set: training crops of the plan; else eval crops.
 
-    The cpu engine decodes every file with ``decode`` (:func:`pil_decode`'s signature; PyTorch
-    passes its torch kernels). The gpu engine hands the share ``device_share`` of the files (a
-    fixed subset) on as bytes, if :func:`device_decodable_size` accepts them, and decodes the
-    others here: the workers' cores decode alongside nvjpeg.
+    Files are decoded here with ``decode`` (:func:`pil_decode`'s signature; PyTorch passes its
+    torch kernels). With a device decoder, the share ``device_share`` of the files (a fixed
+    subset) is handed on as bytes instead, those that its rule ``device_size`` accepts (it gives
+    a file's (width, height), or None for one the decoder refuses, which is decoded here): the
+    workers' cores decode alongside the device.
     """
 
     def __init__(self, index: DatasetIndex, bad_images: str, plan: AugmentPlan | None,
-                 eval_transform: EvalTransform | None, device_share: float = 0.0,
-                 decode: Decode = pil_decode) -> None:
+                 eval_transform: EvalTransform | None, *, decode: Decode = pil_decode,
+                 device_share: float = 0.0, device_size: DeviceSize | None = None) -> None:
         self.index, self.bad_images = index, bad_images
-        self.plan, self.eval_transform, self.device_share = plan, eval_transform, device_share
-        self.decode = decode
+        self.plan, self.eval_transform, self.decode = plan, eval_transform, decode
+        self.device_share, self.device_size = device_share, device_size
 
     def __len__(self) -> int:
         return len(self.index)
@@ -146,8 +133,9 @@ class SampleSource:
                 return eval_crop(width, height, t)  # type: ignore[arg-type]
 
             aug = EVAL_AUG
-        on_device = (file * GOLDEN) % 1.0 < self.device_share
-        dims = device_decodable_size(data) if on_device else None
+        dims = None
+        if self.device_size is not None and (file * GOLDEN) % 1.0 < self.device_share:
+            dims = self.device_size(data)
         if dims is not None:
             return Sample(np.frombuffer(data, np.uint8), label, aug, file, skipped,
                           geometry(*dims))

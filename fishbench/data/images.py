@@ -48,8 +48,3 @@ def first_readable(index: DatasetIndex, bad_images: str, position: int,
             log.warning("skipping unreadable image %s (%s)", path, err)
     raise DataError(f"No image of the split under '{index.files[0]}' can be read.")
 
-
-def synthetic_sample(position: int, size: int, num_classes: int, seed: int) -> tuple[np.ndarray, int]:
-    """A reproducible random CHW float32 image (already normalised) and label for ``position``."""
-    rng = np.random.default_rng([seed, position])
-    return rng.standard_normal((3, size, size), dtype=np.float32), int(rng.integers(num_classes))

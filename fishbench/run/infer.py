@@ -16,8 +16,8 @@ from typing import Any, Iterator
 import numpy as np
 from fishbench.config import RunConfig
 from fishbench.data.decode import SampleSource
-from fishbench.data.images import synthetic_sample
 from fishbench.data.spec import DataSpec
+from fishbench.data.synthetic import synthetic_sample
 from fishbench.data.transforms import EvalTransform
 from fishbench.errors import ConfigError, FishbenchError
 from fishbench.run.metrics import Accuracy

@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fishbench.run.checkpoints import CHECKPOINT_DIR
-from fishbench.compare import read_metrics
+from fishbench.compare.runs import read_metrics
 from fishbench.run.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.errors import FishbenchError
 from fishbench.run.records import METRICS_FILE

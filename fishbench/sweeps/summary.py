@@ -22,18 +22,10 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 
-from fishbench.compare import (
-    METRIC_COLUMNS,
-    Table,
-    collect_runs,
-    render_text,
-    sort_rows,
-    sweep_run_dirs,
-    sweep_table,
-    write_csv,
-    write_markdown,
-    write_png,
-)
+from fishbench.compare.plot import write_png
+from fishbench.compare.render import render_text, write_csv, write_markdown
+from fishbench.compare.runs import collect_runs, sweep_run_dirs
+from fishbench.compare.table import METRIC_COLUMNS, Table, sort_rows, sweep_table
 from fishbench.run.records import ScalarWriter
 from fishbench.sweeps.resume import quoted
 

@@ -35,7 +35,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fishbench.compare import read_metrics, sweep_run_dirs
+from fishbench.compare.runs import read_metrics, sweep_run_dirs
 from fishbench.errors import RunInterrupted
 from fishbench.sweeps.resume import (
     SWEEP_FILE,

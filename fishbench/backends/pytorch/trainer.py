@@ -17,7 +17,7 @@ import torchvision
 from torch import nn
 
 from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
-from fishbench.backends.pytorch.input.loader import build_loaders
+from fishbench.backends.pytorch.input.loaders import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
 from fishbench.run.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
@@ -77,8 +77,9 @@ class TorchTrainer(Trainer):
                        if self.device.type == "cuda" and TRAIN_STREAM_PRIORITY is not None else None)
         self.bad_files = BadFiles()
         self.train_loader, self.val_loader = build_loaders(
-            spec, cfg.batch_size, spec.num_workers, cfg.dataset.bad_images, cfg.seed,
-            rank, world_size, self.device, spec.decoder, self.memory_format, self.bad_files)
+            spec, batch_size=cfg.batch_size, bad_images=cfg.dataset.bad_images, seed=cfg.seed,
+            rank=rank, world_size=world_size, device=self.device,
+            memory_format=self.memory_format, bad_files=self.bad_files)
 
     def settings(self) -> dict[str, Any]:
         return {"decoder": self.spec.decoder, "num_workers": self.spec.num_workers,

@@ -17,10 +17,10 @@ import numpy as np
 
 from fishbench.backends.mindspore.input.augment import FloatStage
 from fishbench.data.decode import BadFiles, SampleSource
-from fishbench.data.images import synthetic_sample
 from fishbench.data.index import DatasetIndex
 from fishbench.data.plan import AugmentPlan
 from fishbench.data.spec import DataSpec
+from fishbench.data.synthetic import SyntheticSplit, synthetic_splits
 
 COLUMNS = ["image", "label", "aug", "file", "skipped"]
 Batch = tuple[ms.Tensor, np.ndarray]  # images NCHW float32 (normalised), labels int32
@@ -74,24 +74,18 @@ class ImageBatches:
 
 
 class SyntheticBatches:
-    """A few random batches (the shared synthetic samples), made once and replayed."""
+    """A synthetic split with its pool of batches as MindSpore takes them, replayed."""
 
-    def __init__(self, samples: int, batch_size: int, size: int, num_classes: int, seed: int,
-                 pool: int = 4) -> None:
-        self.batches = max(samples // batch_size, 1)
-        self.pool: list[Batch] = []
-        for b in range(min(pool, self.batches)):
-            pairs = [synthetic_sample(b * batch_size + i, size, num_classes, seed)
-                     for i in range(batch_size)]
-            self.pool.append((ms.Tensor(np.stack([p[0] for p in pairs])),
-                              np.array([p[1] for p in pairs], np.int32)))
+    def __init__(self, split: SyntheticSplit) -> None:
+        self.split = split
+        self.pool: list[Batch] = [(ms.Tensor(images), labels.astype(np.int32))
+                                  for images, labels in split.pool]
 
     def __len__(self) -> int:
-        return self.batches
+        return len(self.split)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
-        for b in range(self.batches):
-            yield self.pool[b % len(self.pool)]
+        return self.split.replay(self.pool)
 
 
 def build_batches(spec: DataSpec, batch_size: int, workers: int, bad_images: str, seed: int,
@@ -99,10 +93,8 @@ def build_batches(spec: DataSpec, batch_size: int, workers: int, bad_images: str
                   ) -> tuple[ImageBatches | SyntheticBatches, ImageBatches | SyntheticBatches]:
     """Train and val batches of this rank; train drops the last partial batch."""
     if spec.train is None:
-        size, classes = spec.train_transform.size, spec.num_classes
-        train_n, val_n = spec.synthetic_sizes
-        return (SyntheticBatches(train_n // world_size, batch_size, size, classes, seed),
-                SyntheticBatches(val_n // world_size, batch_size, size, classes, seed + 1))
+        train_split, val_split = synthetic_splits(spec, batch_size, seed, world_size)
+        return SyntheticBatches(train_split), SyntheticBatches(val_split)
     t, e = spec.train_transform, spec.eval_transform
     train = SampleSource(spec.train, bad_images, AugmentPlan(seed, t), None)
     val = SampleSource(spec.val, bad_images, None, e)

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from fishbench.data.decode import Crop, device_decodable_size, pil_decode
+from fishbench.backends.pytorch.input.nvjpeg import device_decodable_size
+from fishbench.data.decode import Crop, pil_decode
 
 
 def tensor_decode(data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarray:
