@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli
 
 
 def test_run_help_teaches_groups_tasks_examples_and_outputs() -> None:
