@@ -44,8 +44,9 @@ from fishbench.config import DatasetConfig, validate
 from fishbench.backends.pytorch.backend import COMPILE_MODES
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import load_data_spec
-from fishbench.run.engine import Progress, StepLogger
-from fishbench.run.schedule import lr_per_step
+from fishbench.run.checkpoints import Progress
+from fishbench.run.engine import StepLogger
+from fishbench.run.schedule import LRSchedule
 import load_beside
 
 # --high-priority: (the trainer's TRAIN_STREAM_PRIORITY, the loader's PIPELINE_STREAM_PRIORITY)
@@ -173,7 +174,7 @@ def train_epoch(args, model: str, decoder: str | None, mode: str, share: float |
     with make_logger(cfg, None, cfg.batch_size, steps, Progress()) as logger:
         trainer.train_loader = logger.waits = WaitedBatches(trainer.train_loader)
         logger.start_epoch()
-        trainer.train_epoch(0, lr_per_step(cfg, steps), 0, logger)
+        trainer.train_epoch(0, LRSchedule(cfg, steps), 0, logger)
     return logger, nvjpeg_share(spec)
 
 

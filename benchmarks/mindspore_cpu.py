@@ -92,14 +92,14 @@ def train_batches(trainer, backend: str):
 def worker(backend: str, model: str, args: dict[str, Any], conn) -> None:
     """Build the trainer, then answer ``epoch`` (train one epoch, then evaluate), ``profile``
     (the same under the profiler), ``data`` (read one epoch's batches) until ``stop``."""
-    from fishbench.run.schedule import lr_per_step
+    from fishbench.run.schedule import LRSchedule
 
     if args["threads"]:
         set_threads(backend, args["threads"])
     started = time.perf_counter()
     overrides = args["overrides"] + (args["ms_overrides"] if backend == "mindspore" else [])
     trainer = build_trainer(backend, model, args["steps"], args["epochs"], overrides)
-    lrs = lr_per_step(trainer.cfg, trainer.steps_per_epoch)
+    schedule = LRSchedule(trainer.cfg, trainer.steps_per_epoch)
     built = time.perf_counter() - started
     epoch = 0
     cfg = trainer.cfg
@@ -125,7 +125,7 @@ def worker(backend: str, model: str, args: dict[str, Any], conn) -> None:
         out_dir = tempfile.mkdtemp(prefix=f"fishbench-prof-{backend}-") if command == "profile" else ""
         profiler = start_profiler(backend, out_dir) if out_dir else None
         started = time.perf_counter()
-        trainer.train_epoch(epoch, lrs, epoch * trainer.steps_per_epoch, logger)
+        trainer.train_epoch(epoch, schedule, epoch * trainer.steps_per_epoch, logger)
         ops = None
         if out_dir:
             ops = stop_profiler(backend, profiler, out_dir, trainer.steps_per_epoch)

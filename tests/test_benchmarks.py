@@ -176,7 +176,7 @@ def test_the_timed_logger_counts_collections_inside_its_block_only() -> None:
     import gc
     from types import SimpleNamespace
 
-    from fishbench.run.engine import Progress
+    from fishbench.run.checkpoints import Progress
     from input_pipeline import TimedLogger
 
     logger = TimedLogger(SimpleNamespace(log_every_n_steps=1, epochs=1), None, 4, 1, Progress())

@@ -20,10 +20,9 @@ ms = pytest.importorskip("mindspore", reason="the MindSpore backend tests need m
 from conftest import metrics_of, run_cli, tiny_trainer  # noqa: E402
 from fishbench.config import validate  # noqa: E402
 from fishbench.data.digits import ensure_digits_tree  # noqa: E402
-from fishbench.data.spec import load_data_spec  # noqa: E402
 from fishbench.data.transforms import EvalTransform  # noqa: E402
 from fishbench.run.records import read_history  # noqa: E402
-from fishbench.run.schedule import lr_per_step  # noqa: E402
+from fishbench.run.schedule import LRSchedule  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SHARED = Path(__file__).parents[2] / "shared"
@@ -115,15 +114,6 @@ def test_pytorch_evaluates_a_mindspore_checkpoint_to_the_same_top1(
     assert (m["top1"], m["top5"]) == pytest.approx((trained["top1"], trained["top5"]))
 
 
-def test_resume_across_backends_is_refused(ms_run: Path) -> None:
-    from fishbench.run.crossckpt import foreign_weights
-    from fishbench.errors import CheckpointError
-
-    cfg = validate(OmegaConf.create({"backend": {"name": "pytorch"}, "resume": True}))
-    with pytest.raises(CheckpointError, match="same backend"):
-        foreign_weights(ms_run / "checkpoints" / "last.ckpt", cfg, full=True)
-
-
 @pytest.mark.parametrize("backend", ["mindspore", "pytorch"])
 def test_export_then_onnxruntime_infer_matches_the_framework(
         backend: str, request: pytest.FixtureRequest, digits60: Path, tmp_path: Path) -> None:
@@ -162,8 +152,10 @@ def test_missing_device_runtime_stops_before_any_work(device: str, phrases: tupl
 
 
 def test_dynamic_loss_scale_on_the_cpu_is_refused_before_any_work() -> None:
-    from fishbench.backends.mindspore import check_runtime
+    from fishbench.backends import get_backend
     from fishbench.errors import ConfigError
+
+    check_runtime = get_backend("mindspore").check_runtime
 
     cfg = validate(OmegaConf.create({"backend": {"name": "mindspore", "amp_level": "O2"}}))
     with pytest.raises(ConfigError, match="loss_scale=1024"):
@@ -172,24 +164,53 @@ def test_dynamic_loss_scale_on_the_cpu_is_refused_before_any_work() -> None:
     check_runtime(cfg)
 
 
-def test_optimizer_learning_rate_is_the_shared_schedule(fishbench_cache: Path) -> None:
-    """The LR the Momentum optimizer applies at a step is ``lr_per_step``'s (PyTorch sets its
-    param groups from the same array): warm-up, cosine and its rise after T_max."""
+class LearningRates:
+    """A step logger that records the rate the optimizer holds at every step, and its own."""
+
+    def __init__(self, optimizer: ms.nn.Optimizer) -> None:
+        self.optimizer = optimizer
+        self.applied: list[float] = []
+        self.logged: list[float] = []
+
+    def due(self, step_in_epoch: int) -> bool:
+        return False
+
+    def step(self, epoch: int, step_in_epoch: int, global_step: int, lr: float, loss) -> None:
+        self.applied.append(float(self.optimizer.get_lr().asnumpy()))
+        self.logged.append(lr)
+
+
+class Constant:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def lr(self, step: int) -> float:
+        return self.rate
+
+
+def test_each_step_applies_the_engines_learning_rate() -> None:
+    """Graph mode: the Momentum optimizer's learning-rate Parameter is set from the engine's
+    schedule before every step (warm-up, cosine and its rise after T_max), and the compiled step
+    applies it (a rate of 0 leaves the weights as they were)."""
     from fishbench.backends.mindspore.trainer import MindSporeTrainer
 
-    cfg = validate(OmegaConf.create({
-        "backend": {"name": "mindspore", "mode": "pynative"}, "model": {"name": "resnet50"},
-        "dataset": {"name": "synthetic", "num_classes": 10, "image_size": 32,
-                    "resize_size": 32, "train_samples": 64, "val_samples": 16},
-        "batch_size": 16, "epochs": 5, "warmup_epochs": 1, "T_max": 2, "lr_init": 0.1}))
-    spec = load_data_spec(cfg)
-    trainer = MindSporeTrainer(cfg, spec)
-    lrs = lr_per_step(cfg, trainer.steps_per_epoch)
-    assert trainer.steps_per_epoch == 4 and len(lrs) == 20
-    for step in (0, 1, 3, 4, 7, 8, 12, 19):
-        trainer.optimizer.global_step.set_data(ms.Tensor([step], ms.int32))
-        assert float(trainer.optimizer.get_lr()) == pytest.approx(lrs[step], rel=1e-6)
-    assert lrs[12] > lrs[8]  # the cosine_annealing rise after T_max is applied too
+    trainer = tiny_trainer(MindSporeTrainer, backend={"name": "mindspore"},
+                           model={"name": "resnet50"}, epochs=10, warmup_epochs=1, T_max=4,
+                           lr_init=0.1)
+    steps = trainer.steps_per_epoch
+    schedule = LRSchedule(trainer.cfg, steps)
+    fc = next(p for p in trainer.net.get_parameters() if p.name == "fc.weight")
+    before = fc.asnumpy().copy()
+    trainer.train_epoch(0, Constant(0.0), 0, LearningRates(trainer.optimizer))
+    assert np.array_equal(fc.asnumpy(), before)
+    for epoch in (0, 1, 4, 6):
+        record = LearningRates(trainer.optimizer)
+        trainer.train_epoch(epoch, schedule, epoch * steps, record)
+        expected = [schedule.lr(epoch * steps + i) for i in range(steps)]
+        assert record.logged == expected
+        assert record.applied == [float(np.float32(lr)) for lr in expected]
+    assert not np.array_equal(fc.asnumpy(), before)
+    assert schedule.lr(6 * steps) > schedule.lr(4 * steps)  # the rise after T_max is applied too
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "imagenet-sample").is_dir(),
@@ -217,13 +238,13 @@ def test_the_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its_rng(
     import random
 
     from fishbench.backends.mindspore.trainer import MindSporeTrainer
-    from fishbench.run.engine import Progress, checkpoint_meta
+    from fishbench.run.checkpoints import Progress, checkpoint_meta
 
     trainer = tiny_trainer(MindSporeTrainer, backend={"name": "mindspore"},
                            model={"name": "resnet50"})
     path = tmp_path / "last.ckpt"
-    trainer.save_checkpoint(path, checkpoint_meta(trainer, Progress(1, 2), 0.0),
-                            trainer.rank_rng_states())
+    meta = checkpoint_meta(trainer, Progress(1, 2), 0.0, LRSchedule(trainer.cfg, 2))
+    trainer.save_checkpoint(path, meta, trainer.rank_rng_states())
     drawn = (np.random.rand(3), random.random(), ms.get_rng_state().asnumpy())
     np.random.seed(12345), random.seed(12345), ms.manual_seed(12345)  # other states
     assert not np.array_equal(ms.get_rng_state().asnumpy(), drawn[2])

@@ -26,9 +26,11 @@ import pytest
 from conftest import REPO, tiny_trainer
 from fishbench.data.spec import DataSpec
 from fishbench.backends.base import Trainer
-from fishbench.run.engine import StepLogger, check_meta
+from fishbench.run.checkpoints import check_meta
+from fishbench.run.engine import StepLogger
 from fishbench.errors import CheckpointError
 from fishbench.run.metrics import Accuracy
+from fishbench.run.schedule import LRSchedule
 
 STUB_ARGS = ["dataset=synthetic", "dataset.num_classes=10", "dataset.train_samples=64",
              "dataset.val_samples=10", "batch_size=16", "log_every_n_steps=1", "warmup_epochs=0",
@@ -53,14 +55,15 @@ class StubTrainer(Trainer):
     def steps_per_epoch(self) -> int:
         return self.spec.train_size // self.cfg.batch_size
 
-    def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int,
+    def train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
                     logger: StepLogger) -> float:
         for i in range(self.steps_per_epoch):
-            self.weights["weight"] += lrs[first_step + i] * self.rng.random(3)
+            lr = schedule.lr(first_step + i)
+            self.weights["weight"] += lr * self.rng.random(3)
             if (epoch + 1, i) == self.script.get("call_at"):
                 self.script["call"]()
             loss = self.script.get("loss", {}).get(epoch + 1, 1.0 / (epoch + 1))
-            logger.step(epoch, i, first_step + i + 1, float(lrs[first_step + i]), loss)
+            logger.step(epoch, i, first_step + i + 1, lr, loss)
         if epoch + 1 == self.script.get("inf_buffer_epoch"):
             self.weights["running_var"][0] = np.inf
         return 1.0 / (epoch + 1)
@@ -82,6 +85,9 @@ class StubTrainer(Trainer):
         if full:
             self.rng.bit_generator.state = saved["rng"][self.rank]
         return saved["meta"]
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.weights = weights
 
     def weights_finite(self) -> bool:
         return all(np.isfinite(v).all() for v in self.weights.values())
@@ -230,12 +236,12 @@ def test_the_torch_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its
         tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
     from fishbench.backends.pytorch.trainer import TorchTrainer
-    from fishbench.run.engine import Progress, checkpoint_meta
+    from fishbench.run.checkpoints import Progress, checkpoint_meta
 
     trainer = tiny_trainer(TorchTrainer)
     path = tmp_path / "last.pt"
-    trainer.save_checkpoint(path, checkpoint_meta(trainer, Progress(1, 2), 0.0),
-                            trainer.rank_rng_states())
+    meta = checkpoint_meta(trainer, Progress(1, 2), 0.0, LRSchedule(trainer.cfg, 2))
+    trainer.save_checkpoint(path, meta, trainer.rank_rng_states())
     drawn = torch.rand(5)
     assert trainer.load_checkpoint(path, full=True)["epoch"] == 1
     assert torch.equal(torch.rand(5), drawn)  # the RNG is back where the checkpoint was saved
@@ -467,13 +473,13 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path) -> None:
     """Both backends read a ``.pt`` file through this function (MindSpore's own ``.ckpt``
     reader already turns any parse error into the same message)."""
     pytest.importorskip("torch", reason="reading .pt files needs torch")
-    from fishbench.run.crossckpt import read_torch_checkpoint
+    from fishbench.backends.pytorch.checkpoint import read_checkpoint
 
     for i, content in enumerate([b"not a checkpoint\n", pickle.dumps({"a": 1}), b"\x80\x04K"]):
         path = tmp_path / f"{i}.pt"
         path.write_bytes(content)
         with pytest.raises(CheckpointError, match=f"'{path}' is not a fishbench PyTorch"):
-            read_torch_checkpoint(path)
+            read_checkpoint(path)
 
 
 # --- items 5 and 8: a world=2 run killed by SIGTERM resumes to the uninterrupted run's numbers ---
@@ -520,10 +526,10 @@ def test_world_2_killed_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path:
                              capture_output=True, text=True).stdout.split()
     assert workers == []
 
-    epochs = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)["meta"]["epoch"] + 1
+    epochs = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["meta"]["epoch"] + 1
     run_cli([*world_2_args(root, killed, epochs), "resume=true"])
     run_cli(world_2_args(root, whole, epochs))
     assert read_history(killed)[-1]["train_loss"] == read_history(whole)[-1]["train_loss"]
-    a, b = (torch.load(d / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
+    a, b = (torch.load(d / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
             for d in (whole, killed))
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -104,7 +104,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_run: Path, tmp_p
     assert "loss became" in proc.stdout and "checkpoints/last of epoch 1" in proc.stdout
     assert (run_dir / "metrics.json").read_text() == completed
     assert (run_dir / "checkpoints" / "last.pt").read_bytes() == good
-    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["meta"]["epoch"] == 1
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["meta"]["epoch"] == 1
 
 
 @pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from fishbench.data.spec import DataSpec
     from fishbench.run.engine import StepLogger
     from fishbench.run.metrics import Accuracy
+    from fishbench.run.schedule import LRSchedule
 
 Arrays = dict[str, np.ndarray]
 
@@ -60,9 +61,11 @@ class Trainer(ABC):
         """Training steps per epoch on each rank."""
 
     @abstractmethod
-    def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
-        """Train one epoch with ``lrs[first_step + i]`` at step ``i``; return the mean loss over
-        all ranks. Call ``logger.step(...)`` after every step (it decides when to sync)."""
+    def train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
+                    logger: StepLogger) -> float:
+        """Train one epoch with learning rate ``schedule.lr(first_step + i)`` at step ``i``;
+        return the mean loss over all ranks. Call ``logger.step(...)`` after every step (it
+        decides when to sync)."""
 
     @abstractmethod
     def evaluate(self) -> Accuracy:
@@ -74,12 +77,19 @@ class Trainer(ABC):
 
     @abstractmethod
     def save_checkpoint(self, path: Path, meta: dict[str, Any], rng_states: list[Any]) -> None:
-        """Write weights, optimizer/scaler state, every rank's ``rng_states`` and ``meta``."""
+        """Write weights, optimizer/scaler state, every rank's ``rng_states`` and ``meta``, as
+        tensors and plain values only (a file that loading could make run code is refused)."""
 
     @abstractmethod
     def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
         """Load this backend's checkpoint: weights (and, with ``full``, the training state and
-        this rank's RNG states); return the saved ``meta``."""
+        this rank's RNG states); return the saved ``meta``. Check ``meta`` with
+        :func:`fishbench.run.checkpoints.check_meta` before loading any weight."""
+
+    @abstractmethod
+    def load_weights(self, weights: Arrays) -> None:
+        """Load model weights named as torch's state dict (another backend's checkpoint);
+        ValueError naming the names that do not match the model."""
 
     @abstractmethod
     def weights_finite(self) -> bool:

@@ -19,10 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 
 import fishbench
 from fishbench.backends import checkpoint_suffixes, get_backend
-from fishbench.run.checkpoints import CheckpointPolicy, resolve_checkpoint
+from fishbench.run.checkpoints import (CheckpointPolicy, Progress, load_checkpoint_into,
+                                       resolve_checkpoint, resumed_progress)
 from fishbench.config import RunConfig, validate
 from fishbench.data.spec import load_data_spec
-from fishbench.run.engine import Progress, fit, resumed_progress
+from fishbench.run.engine import fit
 from fishbench.errors import CheckpointError, FishbenchError, RunInterrupted
 from fishbench.run.export import export_model
 from fishbench.run.infer import infer_onnx
@@ -205,7 +206,8 @@ def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: 
     if config.task == "export":
         return export_model(config, trainer, resolve_checkpoint(config.ckpt_path, weights), run_dir)
     if config.task == "eval":
-        meta = trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, weights), full=False)
+        meta = load_checkpoint_into(trainer, resolve_checkpoint(config.ckpt_path, weights), own,
+                                    full=False)
         top1, top5 = trainer.evaluate().percent()[:2]
         log.info("eval of %s: top1 %.2f  top5 %.2f", config.ckpt_path, top1, top5)
         return {"top1": top1, "top5": top5, "epochs": meta.get("epoch", 0),
@@ -221,10 +223,12 @@ def run_task(config: RunConfig, trainer, recorder: RunRecorder | None, run_dir: 
     progress = Progress()
     if config.resume:
         source = resolve_checkpoint(config.ckpt_path or run_dir, suffixes)
-        progress = resumed_progress(trainer, trainer.load_checkpoint(source, full=True), source)
+        meta = load_checkpoint_into(trainer, source, own, full=True)
+        progress = resumed_progress(trainer, meta, source)
         log.info("resumed from %s at epoch %d, step %d", source, progress.epoch, progress.global_step)
     elif config.ckpt_path is not None:
-        trainer.load_checkpoint(resolve_checkpoint(config.ckpt_path, weights), full=False)
+        load_checkpoint_into(trainer, resolve_checkpoint(config.ckpt_path, weights), own,
+                             full=False)
         log.info("starting from the weights of %s", config.ckpt_path)
     return fit(trainer, recorder, policy, progress)
 

@@ -1,20 +1,43 @@
-"""Checkpoint policy shared by both backends: where checkpoints go, when to save, how many to keep.
+"""Checkpoints, for every backend: where they go, when to save, how many to keep, what a run
+saves beside the weights, the checks on loading one, and loading any backend's file.
 
-A backend supplies only the file suffix and a function that writes one checkpoint file; every
-file is written atomically, so an interrupted save never replaces a good checkpoint.
+A backend supplies the file suffix, its trainer's ``save_checkpoint``/``load_checkpoint`` of its
+own files, and ``read_weights`` of them for the other backends; every file is written atomically,
+so an interrupted save never replaces a good checkpoint. Nothing here imports a framework.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
+
+from fishbench.backends import backend_of_checkpoint
+from fishbench.backends.base import Trainer
+from fishbench.config import RunConfig
 from fishbench.errors import CheckpointError
 from fishbench.run.records import atomic_write
+from fishbench.run.schedule import LRSchedule
 
 CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint and restored by ``resume=true``."""
+
+    epoch: int = 0  # epochs completed
+    global_step: int = 0
+    best_top1: float = 0.0
+    best_epoch: int = 0
+    elapsed_s: float = 0.0  # run time of the earlier parts of a resumed run
+    saved_epoch: int | None = None  # the epoch of checkpoints/last; None before the first save
+    schedule: dict[str, Any] | None = None  # the saved LRSchedule state of a resumed run
 
 
 class CheckpointPolicy:
@@ -80,3 +103,119 @@ def resolve_checkpoint(path: str | Path, suffixes: tuple[str, ...]) -> Path:
         f"{', '.join(str(c) for c in candidates)}). Pass a checkpoint file or a run dir that has "
         f"{CHECKPOINT_DIR}/last{suffixes[0]}."
     )
+
+
+def load_checkpoint_into(trainer: Trainer, path: Path, own_suffix: str, full: bool
+                         ) -> dict[str, Any]:
+    """Load the checkpoint ``path`` of any backend into ``trainer``; return its meta.
+
+    A file of the running backend (suffix ``own_suffix``, or a suffix no backend claims) goes to
+    ``trainer.load_checkpoint``; with ``full`` it restores the training state too. Another
+    backend's file gives its weights only, read by that backend and named as torch's state dict.
+    """
+    writer = backend_of_checkpoint(path)
+    if writer is None or writer.checkpoint_suffix == own_suffix:
+        return trainer.load_checkpoint(path, full)
+    if full:
+        raise CheckpointError(
+            f"resume=true continues a run of the same backend, but '{path}' was written by the "
+            f"other one. Resume with the backend that wrote it, or start a new run from its "
+            f"weights with ckpt_path={path} resume=false."
+        )
+    weights, meta = writer.read_weights(path, trainer.cfg.model.name)
+    check_meta(meta, trainer.cfg, path)
+    try:
+        trainer.load_weights(weights)
+    except ValueError as err:
+        raise CheckpointError(f"ckpt_path '{path}': {err}. Was it written by another version "
+                              "of fishbench?") from None
+    return meta
+
+
+def check_meta(meta: dict[str, Any], cfg: RunConfig, path: Path) -> None:
+    """Stop with a clear message when a checkpoint belongs to another model or class count."""
+    model, classes = meta.get("model"), meta.get("num_classes")
+    if model is not None and model != cfg.model.name:
+        raise CheckpointError(
+            f"ckpt_path '{path}' holds a {model} checkpoint, but model={cfg.model.name}. "
+            f"Run with model={model} or pass a {cfg.model.name} checkpoint."
+        )
+    if classes is not None and classes != cfg.model.num_classes:
+        raise CheckpointError(
+            f"ckpt_path '{path}' was trained for {classes} classes, but the run has "
+            f"{cfg.model.num_classes}. Use a dataset with {classes} classes or another checkpoint."
+        )
+
+
+def checkpoint_meta(trainer: Trainer, progress: Progress, elapsed_s: float,
+                    schedule: LRSchedule) -> dict[str, Any]:
+    """What every checkpoint records beside the weights, in plain values: the run, where it
+    stands and its learning-rate schedule."""
+    cfg = trainer.cfg
+    return {"model": cfg.model.name, "num_classes": cfg.model.num_classes,
+            "backend": cfg.backend.name, "epoch": progress.epoch,
+            "global_step": progress.global_step, "best_top1": float(progress.best_top1),
+            "best_epoch": progress.best_epoch, "batch_size": cfg.batch_size,
+            "world_size": trainer.world_size, "steps_per_epoch": trainer.steps_per_epoch,
+            "elapsed_s": round(elapsed_s, 3), "schedule": schedule.state_dict()}
+
+
+def resumed_progress(trainer: Trainer, meta: dict[str, Any], path: Path) -> Progress:
+    """Where the run of a loaded checkpoint stands; stops with a clear message when this run
+    cannot continue it exactly: another batch size, world size or epoch length (the step count
+    and the learning-rate schedule are counted in steps of the original global batch), nothing
+    left to train, or weights that are not finite."""
+    cfg, epoch = trainer.cfg, meta["epoch"]
+    saved = (meta.get("batch_size", cfg.batch_size), meta.get("world_size", trainer.world_size))
+    if saved != (cfg.batch_size, trainer.world_size):
+        raise CheckpointError(
+            f"'{path}' was trained with batch_size={saved[0]} on {saved[1]} process(es), this "
+            f"run has batch_size={cfg.batch_size} on {trainer.world_size}. resume=true continues "
+            "with the same batch size and world (progress and the learning-rate schedule count "
+            f"its steps): pass batch_size={saved[0]} and that world, or start a new run from its "
+            f"weights with ckpt_path={path} resume=false."
+        )
+    steps = meta.get("steps_per_epoch", meta["global_step"] // epoch if epoch else None)
+    if steps not in (None, trainer.steps_per_epoch):
+        raise CheckpointError(
+            f"'{path}' was trained with {steps} steps per epoch, this run has "
+            f"{trainer.steps_per_epoch} (max_steps_per_epoch, batch_size or the dataset "
+            "changed). Resume with the settings the run started with, or start a new run from "
+            f"its weights with ckpt_path={path} resume=false."
+        )
+    if epoch >= cfg.epochs:
+        raise CheckpointError(
+            f"'{path}' has already trained {epoch} epoch(s) and epochs={cfg.epochs}: nothing "
+            f"to resume. Pass a larger epochs (e.g. epochs={epoch + 1}) to train it further."
+        )
+    if not trainer.weights_finite():
+        raise CheckpointError(
+            f"'{path}' holds NaN or infinite parameters or buffers: training from it diverges "
+            "at once. Resume from an earlier checkpoint (checkpoints/epoch_*) or start again."
+        )
+    return Progress(epoch, meta["global_step"], meta["best_top1"], meta["best_epoch"],
+                    meta.get("elapsed_s", 0.0), saved_epoch=epoch, schedule=meta.get("schedule"))
+
+
+def own_rng_states(saved: Any, rank: int) -> Any:
+    """This rank's entry of a checkpoint's per-rank RNG states (a single entry in checkpoints
+    written before they were per rank). Another world size is refused after loading, so any
+    rank gets an entry here."""
+    states = saved if isinstance(saved, list) else [saved]
+    return states[rank % len(states)]
+
+
+def host_rng_states() -> dict[str, Any]:
+    """numpy's and Python's global RNG states as plain values (numpy's key array as a list of
+    ints), which a checkpoint stores as they are: loading one never unpickles an object."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {"numpy": [name, keys.tolist(), position, has_gauss, cached_gaussian],
+            "python": random.getstate()}
+
+
+def set_host_rng_states(states: dict[str, Any]) -> None:
+    """Restore :func:`host_rng_states` (also from JSON, where its tuples became lists)."""
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, np.array(keys, np.uint32), *rest))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))

@@ -10,32 +10,17 @@ import gc
 import logging
 import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-
 from fishbench.backends.base import Trainer
-from fishbench.run.checkpoints import CheckpointPolicy
 from fishbench.config import RunConfig
-from fishbench.errors import CheckpointError, DataError, TrainingDiverged
+from fishbench.errors import DataError, TrainingDiverged
+from fishbench.run.checkpoints import CheckpointPolicy, Progress, checkpoint_meta
 from fishbench.run.metrics import StepTimer
 from fishbench.run.records import RunRecorder
-from fishbench.run.schedule import lr_per_step
+from fishbench.run.schedule import LRSchedule
 
 log = logging.getLogger("fishbench")
-
-
-@dataclass
-class Progress:
-    """Where training stands; saved in every checkpoint and restored by ``resume=true``."""
-
-    epoch: int = 0  # epochs completed
-    global_step: int = 0
-    best_top1: float = 0.0
-    best_epoch: int = 0
-    elapsed_s: float = 0.0  # run time of the earlier parts of a resumed run
-    saved_epoch: int | None = None  # the epoch of checkpoints/last; None before the first save
 
 
 class StepLogger:
@@ -132,7 +117,9 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
             f"batch_size={cfg.batch_size} per process for {trainer.world_size} process(es). "
             "Lower batch_size or use more data."
         )
-    lrs = lr_per_step(cfg, steps)
+    schedule = LRSchedule(cfg, steps)
+    if progress.schedule is not None:
+        schedule.load_state_dict(progress.schedule)
     global_batch = cfg.batch_size * trainer.world_size
     if recorder is not None:
         recorder.continue_from(progress.elapsed_s)
@@ -141,7 +128,7 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
         for epoch in range(progress.epoch, cfg.epochs):
             started = time.perf_counter()
             logger.start_epoch()
-            loss = trainer.train_epoch(epoch, lrs, progress.global_step, logger)
+            loss = trainer.train_epoch(epoch, schedule, progress.global_step, logger)
             check_finite(loss, epoch, progress.global_step + steps, progress.saved_epoch)
             if not trainer.weights_finite():
                 raise diverged("A parameter or buffer of the model (e.g. a BatchNorm running "
@@ -154,7 +141,7 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
             is_best = top1 > progress.best_top1 or progress.best_epoch == 0
             if is_best:
                 progress.best_top1, progress.best_epoch = top1, progress.epoch
-            row = {"epoch": progress.epoch, "lr": float(lrs[progress.global_step - 1]),
+            row = {"epoch": progress.epoch, "lr": schedule.lr(progress.global_step - 1),
                    "train_loss": loss, "top1": top1, "top5": top5,
                    "epoch_time_s": time.perf_counter() - started,
                    "img_per_s": global_batch * steps / train_time}
@@ -164,7 +151,7 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
             rng_states = trainer.rank_rng_states()
             if recorder is not None:
                 recorder.log_epoch(row)
-                meta = checkpoint_meta(trainer, progress, recorder.elapsed_s())
+                meta = checkpoint_meta(trainer, progress, recorder.elapsed_s(), schedule)
                 policy.save(progress.epoch, progress.epoch == cfg.epochs, is_best,
                             lambda tmp: trainer.save_checkpoint(tmp, meta, rng_states))
             progress.saved_epoch = progress.epoch
@@ -173,73 +160,3 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
             "steps": progress.global_step, "ms_per_step": ms,
             "img_per_s": 1000.0 * global_batch / ms if ms == ms else float("nan"),
             "img_per_s_per_device": 1000.0 * cfg.batch_size / ms if ms == ms else float("nan")}
-
-
-def checkpoint_meta(trainer: Trainer, progress: Progress, elapsed_s: float) -> dict[str, Any]:
-    cfg = trainer.cfg
-    return {"model": cfg.model.name, "num_classes": cfg.model.num_classes,
-            "backend": cfg.backend.name, "epoch": progress.epoch,
-            "global_step": progress.global_step, "best_top1": progress.best_top1,
-            "best_epoch": progress.best_epoch, "batch_size": cfg.batch_size,
-            "world_size": trainer.world_size, "steps_per_epoch": trainer.steps_per_epoch,
-            "elapsed_s": round(elapsed_s, 3)}
-
-
-def resumed_progress(trainer: Trainer, meta: dict[str, Any], path: Path) -> Progress:
-    """Where the run of a loaded checkpoint stands; stops with a clear message when this run
-    cannot continue it exactly: another batch size, world size or epoch length (the step count
-    and the learning-rate schedule are counted in steps of the original global batch), nothing
-    left to train, or weights that are not finite."""
-    cfg, epoch = trainer.cfg, meta["epoch"]
-    saved = (meta.get("batch_size", cfg.batch_size), meta.get("world_size", trainer.world_size))
-    if saved != (cfg.batch_size, trainer.world_size):
-        raise CheckpointError(
-            f"'{path}' was trained with batch_size={saved[0]} on {saved[1]} process(es), this "
-            f"run has batch_size={cfg.batch_size} on {trainer.world_size}. resume=true continues "
-            "with the same batch size and world (progress and the learning-rate schedule count "
-            f"its steps): pass batch_size={saved[0]} and that world, or start a new run from its "
-            f"weights with ckpt_path={path} resume=false."
-        )
-    steps = meta.get("steps_per_epoch", meta["global_step"] // epoch if epoch else None)
-    if steps not in (None, trainer.steps_per_epoch):
-        raise CheckpointError(
-            f"'{path}' was trained with {steps} steps per epoch, this run has "
-            f"{trainer.steps_per_epoch} (max_steps_per_epoch, batch_size or the dataset "
-            "changed). Resume with the settings the run started with, or start a new run from "
-            f"its weights with ckpt_path={path} resume=false."
-        )
-    if epoch >= cfg.epochs:
-        raise CheckpointError(
-            f"'{path}' has already trained {epoch} epoch(s) and epochs={cfg.epochs}: nothing "
-            f"to resume. Pass a larger epochs (e.g. epochs={epoch + 1}) to train it further."
-        )
-    if not trainer.weights_finite():
-        raise CheckpointError(
-            f"'{path}' holds NaN or infinite parameters or buffers: training from it diverges "
-            "at once. Resume from an earlier checkpoint (checkpoints/epoch_*) or start again."
-        )
-    return Progress(epoch, meta["global_step"], meta["best_top1"], meta["best_epoch"],
-                    meta.get("elapsed_s", 0.0), saved_epoch=epoch)
-
-
-def own_rng_states(saved: Any, rank: int) -> Any:
-    """This rank's entry of a checkpoint's per-rank RNG states (a single entry in checkpoints
-    written before they were per rank). Another world size is refused after loading, so any
-    rank gets an entry here."""
-    states = saved if isinstance(saved, list) else [saved]
-    return states[rank % len(states)]
-
-
-def check_meta(meta: dict[str, Any], cfg: RunConfig, path: Path) -> None:
-    """Stop with a clear message when a checkpoint belongs to another model or class count."""
-    model, classes = meta.get("model"), meta.get("num_classes")
-    if model is not None and model != cfg.model.name:
-        raise CheckpointError(
-            f"ckpt_path '{path}' holds a {model} checkpoint, but model={cfg.model.name}. "
-            f"Run with model={model} or pass a {cfg.model.name} checkpoint."
-        )
-    if classes is not None and classes != cfg.model.num_classes:
-        raise CheckpointError(
-            f"ckpt_path '{path}' was trained for {classes} classes, but the run has "
-            f"{cfg.model.num_classes}. Use a dataset with {classes} classes or another checkpoint."
-        )

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from fishbench.backends import get_backend
-from fishbench.config import RunConfig
 from fishbench.backends.base import Trainer
+from fishbench.config import RunConfig
+from fishbench.run.checkpoints import load_checkpoint_into
 
 log = logging.getLogger("fishbench")
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -21,8 +22,8 @@ INPUT_NAME, OUTPUT_NAME = "image", "logits"
 
 def export_model(config: RunConfig, trainer: Trainer, source: Path, run_dir: Path) -> dict[str, Any]:
     """Load the weights of ``source`` into ``trainer`` and export them as ``run_dir/<model>.*``."""
-    meta = trainer.load_checkpoint(source, full=False)
     backend = get_backend(config.backend.name)
+    meta = load_checkpoint_into(trainer, source, backend.checkpoint_suffix, full=False)
     size = config.dataset.image_size
     files: dict[str, Path] = backend.export(trainer, run_dir / config.model.name, (1, 3, size, size))
     for fmt, path in files.items():

@@ -22,9 +22,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fishbench.backends import backend_names, get_backend
 from fishbench.run.checkpoints import CHECKPOINT_DIR
 from fishbench.compare.runs import read_metrics
-from fishbench.run.crossckpt import MINDSPORE_SUFFIX, TORCH_SUFFIX
 from fishbench.errors import FishbenchError
 from fishbench.run.records import METRICS_FILE
 
@@ -77,7 +77,7 @@ def trial_overrides(sweep_dir: Path, trial: Any) -> list[str]:
 
 def has_last_checkpoint(job_dir: Path) -> bool:
     return any((job_dir / CHECKPOINT_DIR / f"last{s}").is_file()
-               for s in (TORCH_SUFFIX, MINDSPORE_SUFFIX))
+               for s in (get_backend(name).checkpoint_suffix for name in backend_names()))
 
 
 def plan_job(sweep_dir: Path, num: int, retry_failed: bool) -> JobPlan:

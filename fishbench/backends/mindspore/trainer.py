@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +11,22 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
+from fishbench.backends.mindspore.checkpoint import read_checkpoint, write_checkpoint
 from fishbench.backends.mindspore.device import amp_level, configure, execution_mode
 from fishbench.backends.mindspore.input.loader import build_batches
 from fishbench.backends.mindspore.models import build_model
 from fishbench.config import RunConfig
-from fishbench.run.crossckpt import (MINDSPORE_META_KEY, TORCH_SUFFIX, foreign_weights,
-                                 read_mindspore_checkpoint)
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.backends.base import Trainer
-from fishbench.run.engine import StepLogger, check_meta, own_rng_states
+from fishbench.backends.base import Arrays, Trainer
+from fishbench.models.names import torch_state_to_mindspore
+from fishbench.run.checkpoints import (check_meta, host_rng_states, own_rng_states,
+                                       set_host_rng_states)
+from fishbench.run.engine import StepLogger
 from fishbench.run.metrics import Accuracy
-from fishbench.run.schedule import lr_per_step
+from fishbench.run.schedule import LRSchedule
 
 log = logging.getLogger("fishbench")
-RNG_KEY = "fishbench_rng"
 DYNAMIC_LOSS_SCALE = 2.0**16  # initial scale, as PyTorch's GradScaler
 
 
@@ -55,9 +54,9 @@ class MindSporeTrainer(Trainer):
             spec, cfg.batch_size, spec.num_workers, cfg.dataset.bad_images, cfg.seed,
             rank, world_size, self.bad_files)
         scale_manager, optimizer_scale = self._loss_scaling()
-        lrs = lr_per_step(cfg, self.steps_per_epoch)  # the engine's array, step by step
+        # One learning-rate Parameter, set from the engine's schedule before every step.
         self.optimizer = nn.Momentum(parameter_groups(self.net, cfg.weight_decay),
-                                     learning_rate=ms.Tensor(lrs, ms.float32),
+                                     learning_rate=cfg.lr_init,
                                      momentum=cfg.momentum, loss_scale=optimizer_scale)
         self.train_net = ms.amp.build_train_network(
             self.net, self.optimizer, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
@@ -99,19 +98,20 @@ class MindSporeTrainer(Trainer):
         steps = len(self.train_batches)
         return min(steps, self.cfg.max_steps_per_epoch or steps)
 
-    def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
-        # The optimizer reads its learning rate at ``global_step``: align it with the engine's.
-        self.optimizer.global_step.set_data(ms.Tensor([first_step], ms.int32))
+    def train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
+                    logger: StepLogger) -> float:
         self.train_net.set_train(True)
         steps = self.steps_per_epoch
         losses = []
         for i, (images, labels) in enumerate(self.train_batches.epoch(epoch)):
             if i == steps:
                 break
+            lr = schedule.lr(first_step + i)
+            self.optimizer.learning_rate.set_data(ms.Tensor(lr, ms.float32))
             out = self.train_net(images, ms.from_numpy(labels))
             loss = out[0] if isinstance(out, tuple) else out  # (loss, overflow, scale) if scaled
             losses.append(loss)
-            logger.step(epoch, i, first_step + i + 1, float(lrs[first_step + i]), loss)
+            logger.step(epoch, i, first_step + i + 1, lr, loss)
         mean = ms.ops.stack(losses).astype(ms.float32).mean()
         return float(self._all_reduce(mean)) / self.world_size
 
@@ -144,42 +144,31 @@ class MindSporeTrainer(Trainer):
         return ms.ops.AllReduce()(values) if self.world_size > 1 else values
 
     def rank_rng_states(self) -> list[dict[str, Any]]:
-        mine = {"numpy": _json_ready(np.random.get_state()), "python": random.getstate(),
-                "mindspore": ms.get_rng_state().asnumpy().tolist()}
+        mine = {**host_rng_states(), "mindspore": ms.get_rng_state().asnumpy().tolist()}
         if self.world_size == 1:
             return [mine]
         return _all_gather_json(mine)
 
     def save_checkpoint(self, path: Path, meta: dict[str, Any],
                         rng_states: list[dict[str, Any]]) -> None:
-        # MindSpore appends ".ckpt" to other names (and makes the file read-only): save there.
-        target = path.with_name(path.name + ".ckpt")
-        try:
-            ms.save_checkpoint(self.train_net, str(target),
-                               append_dict={MINDSPORE_META_KEY: json.dumps(meta),
-                                            RNG_KEY: json.dumps(rng_states)})
-            os.replace(target, path)
-        finally:  # a failed save (a full disk) leaves no partial file behind
-            target.unlink(missing_ok=True)
+        write_checkpoint(self.train_net, path, meta, rng_states)
 
     def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
-        if path.suffix == TORCH_SUFFIX:
-            arrays, meta = foreign_weights(path, self.cfg, full)
-            ms.load_param_into_net(self.net, _parameters(arrays), strict_load=True)
-            return meta
-        arrays, entries = read_mindspore_checkpoint(path)
-        meta = entries[MINDSPORE_META_KEY]
+        arrays, meta, rng_states = read_checkpoint(path)
         check_meta(meta, self.cfg, path)
         target = self.train_net if full else self.net
-        # The learning-rate array is the schedule's, rebuilt for this run: not taken from a file.
+        # The learning rate is the schedule's, set before every step: not taken from a file.
         arrays = {k: v for k, v in arrays.items() if k != "learning_rate"}
         ms.load_param_into_net(target, _parameters(arrays))
         if full:
-            rng = own_rng_states(entries[RNG_KEY], self.rank)
-            np.random.set_state(_numpy_state(rng["numpy"]))
-            random.setstate(_python_state(rng["python"]))
+            rng = own_rng_states(rng_states, self.rank)
+            set_host_rng_states(rng)
             ms.set_rng_state(ms.Tensor(np.array(rng["mindspore"], np.uint8)))
         return meta
+
+    def load_weights(self, weights: Arrays) -> None:
+        params = torch_state_to_mindspore(weights, self.cfg.model.name)
+        ms.load_param_into_net(self.net, _parameters(params), strict_load=True)
 
     def weights_finite(self) -> bool:
         return all(bool(np.isfinite(p.asnumpy()).all()) for p in self.net.get_parameters())
@@ -200,15 +189,3 @@ def _all_gather_json(value: Any) -> list[Any]:
     rows = gather(ms.Tensor(row)).asnumpy()
     return [json.loads(bytes(r[:n].astype(np.uint8).tolist())) for r, n in zip(rows, lengths)]
 
-
-def _json_ready(state: tuple) -> list:
-    """``np.random.get_state()`` with its key array as a list."""
-    return [v.tolist() if isinstance(v, np.ndarray) else v for v in state]
-
-
-def _numpy_state(state: list) -> tuple:
-    return (state[0], np.array(state[1], np.uint32), *state[2:])
-
-
-def _python_state(state: list) -> tuple:
-    return (state[0], tuple(state[1]), state[2])

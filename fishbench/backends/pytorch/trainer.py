@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torchvision
@@ -20,13 +18,16 @@ from fishbench.backends.pytorch.device import amp_dtype, select_device, synchron
 from fishbench.backends.pytorch.input.loaders import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
-from fishbench.run.crossckpt import MINDSPORE_SUFFIX, foreign_weights, load_torch_checkpoint
+from fishbench.backends.pytorch.checkpoint import read_checkpoint, write_checkpoint
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
-from fishbench.backends.base import Trainer
-from fishbench.run.engine import StepLogger, check_meta, own_rng_states
+from fishbench.backends.base import Arrays, Trainer
+from fishbench.run.checkpoints import (check_meta, host_rng_states, own_rng_states,
+                                       set_host_rng_states)
 from fishbench.run.cores import cpu_threads
+from fishbench.run.engine import StepLogger
 from fishbench.run.metrics import Accuracy
+from fishbench.run.schedule import LRSchedule
 
 log = logging.getLogger("fishbench")
 # On CUDA, training runs on a stream of this priority (lower is higher; CUDA's default streams have
@@ -141,11 +142,13 @@ class TorchTrainer(Trainer):
         finally:
             current.wait_stream(self.stream)
 
-    def train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
+    def train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
+                    logger: StepLogger) -> float:
         with self._on_train_stream():
-            return self._train_epoch(epoch, lrs, first_step, logger)
+            return self._train_epoch(epoch, schedule, first_step, logger)
 
-    def _train_epoch(self, epoch: int, lrs: np.ndarray, first_step: int, logger: StepLogger) -> float:
+    def _train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
+                     logger: StepLogger) -> float:
         self.train_model.train()
         if self.train_loader.sampler is not None:
             self.train_loader.sampler.set_epoch(epoch)
@@ -155,7 +158,7 @@ class TorchTrainer(Trainer):
         for i, (images, labels) in enumerate(self.train_loader):
             if i == steps:
                 break
-            lr = float(lrs[first_step + i])
+            lr = schedule.lr(first_step + i)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             with self._autocast():
@@ -192,8 +195,7 @@ class TorchTrainer(Trainer):
         return values
 
     def rank_rng_states(self) -> list[dict[str, Any]]:
-        mine = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                "python": random.getstate()}
+        mine = {"torch": torch.get_rng_state(), **host_rng_states()}
         if self.world_size == 1:
             return [mine]
         states: list[Any] = [None] * self.world_size
@@ -202,16 +204,12 @@ class TorchTrainer(Trainer):
 
     def save_checkpoint(self, path: Path, meta: dict[str, Any],
                         rng_states: list[dict[str, Any]]) -> None:
-        torch.save({"meta": meta, "state_dict": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                    "rng": rng_states}, path)
+        write_checkpoint(path, {"meta": meta, "state_dict": self.model.state_dict(),
+                                "optimizer": self.optimizer.state_dict(),
+                                "scaler": self.scaler.state_dict(), "rng": rng_states})
 
     def load_checkpoint(self, path: Path, full: bool) -> dict[str, Any]:
-        if path.suffix == MINDSPORE_SUFFIX:  # written by the MindSpore backend: weights only
-            arrays, meta = foreign_weights(path, self.cfg, full)
-            self.model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
-            return meta
-        saved = load_torch_checkpoint(path)
+        saved = read_checkpoint(path)
         meta = saved["meta"]
         check_meta(meta, self.cfg, path)
         self.model.load_state_dict(saved["state_dict"])
@@ -220,9 +218,14 @@ class TorchTrainer(Trainer):
             self.scaler.load_state_dict(saved["scaler"])
             rng = own_rng_states(saved["rng"], self.rank)
             torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
+            set_host_rng_states(rng)
         return meta
+
+    def load_weights(self, weights: Arrays) -> None:
+        try:
+            self.model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+        except RuntimeError as err:  # torch's report of missing, unexpected or reshaped names
+            raise ValueError(str(err)) from None
 
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values()
