@@ -17,7 +17,7 @@ from tbparse import SummaryReader
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -25,7 +25,7 @@ from fishbench.run.records import read_history  # noqa: E402
 from fishbench.run.schedule import LRSchedule  # noqa: E402
 
 pytestmark = pytest.mark.slow
-SHARED = Path(__file__).parents[2] / "shared"
+SHARED = Path(__file__).parents[3] / "shared"
 VAL_PER_CLASS = 6
 RUN = ["epochs=1", "batch_size=16", "max_steps_per_epoch=2", "log_every_n_steps=1",
        "warmup_epochs=0"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import IMAGENET_SAMPLE, REPO, TINY, metrics_of, run_cli
-from test_data import imagenet_tree, small_tree
+from tests.helpers.image_trees import imagenet_tree, small_tree
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import yaml
 
 from fishbench.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -55,7 +55,7 @@ def finished(top1: float, ms_per_step: float, **info) -> dict:
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real tiny PyTorch training on digits."""
     run_dir = tmp_path_factory.mktemp("real") / "pytorch_cpu"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # see tests/test_sweep.py: run_py
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # see tests/e2e/test_sweep.py: run_py
     proc = subprocess.run([sys.executable, str(REPO / "run.py"), *TINY, f"hydra.run.dir={run_dir}"],
                           cwd=REPO, env=env, text=True, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

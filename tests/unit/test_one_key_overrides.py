@@ -54,7 +54,7 @@ def test_resize_size_follows_image_size(overrides: tuple[str, ...], resize: int)
 def test_epochs_1_runs_with_the_default_warmup_shortened(fishbench_cache: Path,
                                                           tmp_path: Path) -> None:
     # `python run.py epochs=1`, capped at 3 steps to stay small; one OpenMP thread (see
-    # tests/test_sweep.py: run_py).
+    # tests/e2e/test_sweep.py: run_py).
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = ["epochs=1", "max_steps_per_epoch=3", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run([sys.executable, str(REPO / "run.py"), *args], env=env, text=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,34 +17,10 @@ from fishbench.data.spec import load_data_spec
 from fishbench.data.synthetic import synthetic_sample, synthetic_splits
 from fishbench.data.transforms import EvalTransform
 from fishbench.errors import DataError
+from tests.helpers.image_trees import imagenet_tree, small_tree, write_images
 
 needs_sample = pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(),
                                   reason="../shared/data/imagenet-sample is absent")
-
-
-def imagenet_tree(root: Path, train: str = "train", val: str = "val") -> Path:
-    """An ImageNet-layout tree of links to the 1000 sample JPEGs (one per class, both splits)."""
-    for jpeg in sorted(IMAGENET_SAMPLE.glob("*.JPEG")):
-        wnid = jpeg.name.split("_")[0]
-        for split in (train, val):
-            (root / split / wnid).mkdir(parents=True, exist_ok=True)
-            os.symlink(jpeg, root / split / wnid / jpeg.name)
-    return root
-
-
-def write_images(folder: Path, n: int, mode: str = "RGB", size: int = 40) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        color = (i * 40 % 255, 80, 160, 0)[: len(mode)] if mode != "L" else i * 40 % 255
-        fmt = "JPEG" if mode == "CMYK" else "PNG"
-        Image.new(mode, (size, size), color).save(folder / f"{i}.{fmt.lower()}", fmt)
-
-
-def small_tree(root: Path, classes: int = 3, n: int = 4) -> Path:
-    for split in ("train", "val"):
-        for c in range(classes):
-            write_images(root / split / f"class{c}", n)
-    return root
 
 
 def run_config(name: str, root: Path, classes: int | None, **model) -> RunConfig:
