@@ -20,7 +20,7 @@ import numpy as np
 from fishbench.backends import backend_of_checkpoint
 from fishbench.backends.base import Trainer
 from fishbench.config import RunConfig
-from fishbench.errors import CheckpointError
+from fishbench.errors import CheckpointError, WriteFailed
 from fishbench.run.records import atomic_write
 from fishbench.run.schedule import LRSchedule
 
@@ -68,8 +68,9 @@ class CheckpointPolicy:
         """Write ``last`` through ``write(tmp_path)``, then link it to the other names due
         (hard links: no extra disk; ``last`` is later replaced, never rewritten in place).
 
-        A write that fails (a full disk, a lost mount) raises :class:`CheckpointError`; the
-        checkpoints saved before are left as they were."""
+        A write that fails (a full disk, a lost mount) raises :class:`WriteFailed` once its
+        temporary file is closed and removed; the checkpoints saved before are left as they
+        were."""
         names = ["best"] if is_best else []
         if epoch % self.save_every == 0 or final:
             names.append(f"epoch_{epoch:04d}")
@@ -80,7 +81,7 @@ class CheckpointPolicy:
                 target = self.path(name)
                 atomic_write(target, self._link_last)
         except (OSError, RuntimeError) as err:  # frameworks wrap a failed write in RuntimeError
-            raise CheckpointError(
+            raise WriteFailed(
                 f"Could not write the checkpoint {target} of epoch {epoch} ({err}). The "
                 f"checkpoints saved before in {self.dir} are intact: free disk space (or fix "
                 "the folder), then continue with resume=true."
