@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import fishbench
 from fishbench.backends import checkpoint_suffixes, get_backend
-from fishbench.run.checkpoints import (CheckpointPolicy, Progress, load_checkpoint_into,
-                                       resolve_checkpoint, resumed_progress)
+from fishbench.run.checkpoints import (CheckpointPolicy, Progress, check_same_world,
+                                       load_checkpoint_into, resolve_checkpoint, resumed_progress)
 from fishbench.config import RunConfig, validate
 from fishbench.data.spec import load_data_spec
 from fishbench.run.engine import fit
@@ -82,14 +82,24 @@ def main(cfg: DictConfig) -> float:
             claim.release()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def stop_on_signals() -> None:
     """SIGINT and SIGTERM raise :class:`RunInterrupted` (in the main thread, where Python runs
-    signal handlers), so that the run is recorded as interrupted instead of left "running"."""
+    signal handlers), so that the run is recorded as interrupted instead of left "running".
+    A second one, while the process shuts down, ends it at once and quietly (its exception
+    would otherwise surface in whatever cleanup it hit, e.g. an atexit function)."""
 
     def interrupt(signum: int, _frame: Any) -> None:
+        for other in STOP_SIGNALS:
+            signal.signal(other, exit_now)
         raise RunInterrupted(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    def exit_now(signum: int, _frame: Any) -> None:
+        os._exit(128 + signum)
+
+    for signum in STOP_SIGNALS:
         signal.signal(signum, interrupt)
 
 
@@ -116,8 +126,14 @@ def settle(run_dir: Path, cfg: DictConfig, err: BaseException, claim: RunDirClai
 
 
 def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
-    """Check the device here, start this node's workers, return rank 0's top1 (NaN elsewhere)."""
-    get_backend(config.backend.name).check_runtime(config)
+    """Check the device (and the checkpoint a resumed run continues) here, start this node's
+    workers, return rank 0's top1 (NaN elsewhere)."""
+    backend = get_backend(config.backend.name)
+    backend.check_runtime(config)
+    if config.resume:
+        source = resolve_checkpoint(config.ckpt_path or run_dir, (backend.checkpoint_suffix,))
+        meta = backend.read_weights(source, config.model.name)[1]
+        check_same_world(meta, config.batch_size, config.world.size, source)
     launch(config, cfg, run_dir)
     path = run_dir / METRICS_FILE
     top1 = json.loads(path.read_text()).get("top1") if path.exists() else None
@@ -168,6 +184,7 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
     backend.check_runtime(config)
     spec = load_data_spec(config)
     config.model.num_classes = spec.num_classes
+    backend.keep_dumps_in(run_dir)
     trainer = backend.create_trainer(config, spec, rank, world_size, local_rank)
 
     def task(recorder: RunRecorder | None) -> dict[str, Any]:
