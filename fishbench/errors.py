@@ -4,7 +4,9 @@ import signal
 
 
 class FishbenchError(Exception):
-    """An error the user can fix; ``run.py`` prints its message and exits non-zero."""
+    """An error the user can fix; ``run.py`` prints its message and exits with ``exit_code``."""
+
+    exit_code = 2  # refused: a bad value, a missing file or device
 
 
 class ConfigError(FishbenchError):
@@ -21,6 +23,12 @@ class DeviceError(FishbenchError):
 
 class CheckpointError(FishbenchError):
     """A checkpoint is missing or belongs to another model."""
+
+
+class WriteFailed(FishbenchError):
+    """A file of the run could not be written (a full disk, a lost mount): the run failed."""
+
+    exit_code = 1
 
 
 class TrainingDiverged(FishbenchError):

@@ -115,6 +115,10 @@ class Backend(ABC):
     def check_runtime(self, cfg: RunConfig) -> None:
         """Stop before any work, naming what is missing, when the device or its runtime is."""
 
+    def keep_dumps_in(self, run_dir: Path) -> None:
+        """Send what the framework writes by itself (a failed graph compile's dump, ...) into
+        ``run_dir`` instead of the current dir; called before the trainer is created."""
+
     @abstractmethod
     def create_trainer(self, cfg: RunConfig, spec: DataSpec, rank: int = 0, world_size: int = 1,
                        local_rank: int = 0) -> Trainer:

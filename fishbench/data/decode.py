@@ -5,26 +5,28 @@ size as uint8 HWC (decode, crop, antialiased resize), or, for a backend's device
 file's bytes with the crop geometry, to be decoded on the device. The crop comes from the
 :class:`~fishbench.data.plan.AugmentPlan` (training) or the eval centre crop. Decoding on the CPU
 is :func:`pil_decode` (framework-free: MindSpore's workers use it; PyTorch's cut the same crops
-with torch kernels, which are faster). An unreadable file is skipped (the next readable file
-takes its place and the sample says how many were passed over) or stops the run, as
-``dataset.bad_images`` says.
+with torch kernels, which are faster). An unreadable file is skipped or stops the run, as
+``dataset.bad_images`` says. A skipped training file gives its place to the next readable one
+(the sample says how many were passed over); a skipped evaluation file gives a blank sample
+labelled :data:`UNREADABLE`, which no accuracy counts: a split is scored over its readable
+images, each once.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
 
-from fishbench.data.images import first_readable, to_rgb
+from fishbench.data.images import READ_ERRORS, first_readable, open_image, to_rgb, unreadable
 from fishbench.data.index import DatasetIndex
 from fishbench.data.plan import EVAL_AUG, AugmentPlan, eval_box
 from fishbench.data.transforms import EvalTransform
 
 GOLDEN = 0.6180339887498949  # spreads any share of the files evenly over the index
+UNREADABLE = -1  # the label of a skipped evaluation file (not scored: fishbench.run.metrics)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ def pil_decode(data: bytes, geometry: Callable[[int, int], Crop]) -> np.ndarray:
     """The crop of ``data`` that ``geometry(width, height)`` names, as uint8 HWC RGB at the
     output size; one of ``READ_ERRORS`` for an unreadable file. JPEGs decode at the smallest DCT scale that still gives the output full
     resolution (``draft``), then crop and resize (bilinear, antialiased) in one step."""
-    with Image.open(io.BytesIO(data)) as img:
+    with open_image(data) as img:
         width, height = img.size
         crop = geometry(width, height)
         (rw, rh), (left, top, right, bottom) = crop.resized, crop.box
@@ -76,7 +78,8 @@ class Sample:
     size), or, when ``crop`` is set (``encoded``), the file's bytes (uint8, 1-D) to be decoded
     and cut to ``crop`` on the device. ``aug`` is the float stage's numbers
     (:meth:`~fishbench.data.plan.SampleAugment.vector`). ``file`` is the index position read;
-    ``skipped`` files before it (cyclically) were bad."""
+    ``skipped`` files before it (cyclically) were bad; ``label`` is :data:`UNREADABLE` when
+    ``file`` itself was (an evaluation file, skipped)."""
 
     pixels: np.ndarray
     label: int
@@ -111,8 +114,15 @@ class SampleSource:
         return len(self.index)
 
     def read(self, epoch: int, position: int) -> Sample:
-        return first_readable(self.index, self.bad_images, position,
-                              lambda file, skipped: self._sample(epoch, file, skipped))
+        if self.plan is not None:
+            return first_readable(self.index, self.bad_images, position,
+                                  lambda file, skipped: self._sample(epoch, file, skipped))
+        try:
+            return self._sample(epoch, position, 0)
+        except READ_ERRORS as err:
+            unreadable(self.index.files[position], self.bad_images, err)
+        size = self.eval_transform.size  # type: ignore[union-attr]
+        return Sample(np.zeros((size, size, 3), np.uint8), UNREADABLE, EVAL_AUG, position, 0)
 
     def _sample(self, epoch: int, file: int, skipped: int) -> Sample:
         with open(self.index.files[file], "rb") as f:
@@ -148,10 +158,14 @@ class BadFiles:
     def __init__(self) -> None:
         self.paths: set[str] = set()
 
-    def add(self, index: DatasetIndex, files: np.ndarray, skipped: np.ndarray) -> None:
-        """Record the ``skipped[i]`` files before ``files[i]`` (cyclically) as bad."""
+    def add(self, index: DatasetIndex, files: np.ndarray, skipped: np.ndarray,
+            labels: np.ndarray) -> None:
+        """Record the ``skipped[i]`` files before ``files[i]`` (cyclically) as bad, and
+        ``files[i]`` itself where ``labels[i]`` is :data:`UNREADABLE`."""
         n = len(index)
-        for file, count in zip(files.tolist(), skipped.tolist()):
+        for file, count, label in zip(files.tolist(), skipped.tolist(), labels.tolist()):
+            if label == UNREADABLE:
+                self.paths.add(index.files[file])
             for k in range(1, int(count) + 1):
                 self.paths.add(index.files[(file - k) % n])
 

@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import fishbench
 from fishbench.backends import checkpoint_suffixes, get_backend
-from fishbench.run.checkpoints import (CheckpointPolicy, Progress, load_checkpoint_into,
-                                       resolve_checkpoint, resumed_progress)
+from fishbench.run.checkpoints import (CheckpointPolicy, Progress, check_same_world,
+                                       load_checkpoint_into, resolve_checkpoint, resumed_progress)
 from fishbench.config import RunConfig, validate
 from fishbench.data.spec import load_data_spec
 from fishbench.run.engine import fit
@@ -31,7 +31,7 @@ from fishbench.run.launch import launch, resume_hint, slurm_worker_env
 from fishbench.run.logs import LibraryChatter
 from fishbench.run.metrics import utilisation
 from fishbench.run.records import METRICS_FILE, RunRecorder, remove_stale_temp_files, write_metrics
-from fishbench.run.rundir import CompletedRun
+from fishbench.run.rundir import RunDirClaim, held_claim
 from fishbench.sweeps.resume import RESUME_ENV
 
 log = logging.getLogger("fishbench")
@@ -40,23 +40,22 @@ log = logging.getLogger("fishbench")
 def main(cfg: DictConfig) -> float:
     """Hydra's task function: returns the final validation top1 (what a sweeper optimises).
 
-    A user error stops a single run with its message and exit status 2; in a multirun the job is
-    recorded as failed and the sweep goes on (the return value is then NaN). SIGINT/SIGTERM mark
-    the run interrupted and raise :class:`RunInterrupted` (``run.py`` exits 128 + the signal).
-    A command that fails in the dir of a completed run, before it trained an epoch, leaves that
-    run's files as they were.
+    A user error stops a single run with its message and exit status 2 (1 when a file of the
+    run could not be written); in a multirun the job is recorded as failed and the sweep goes
+    on (the return value is then NaN). SIGINT/SIGTERM mark the run interrupted and raise
+    :class:`RunInterrupted` (``run.py`` exits 128 + the signal). A command that ends before it
+    saved a checkpoint leaves the run that its dir held as it was
+    (:class:`~fishbench.run.rundir.RunDirClaim`).
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if os.environ.get(RESUME_ENV) == "1":  # a job that a resumed sweep continues
         cfg.resume = True
-    completed = CompletedRun.find(run_dir)
+    claim = held_claim(run_dir)
     stop_on_signals()
     try:
         config = validate(cfg)
-        if completed is not None:
-            completed.check_command(config)
         slurm_env = slurm_worker_env(config.world)
         if slurm_env is not None:  # Slurm started this task as one worker of the world
             os.environ.update(slurm_env)
@@ -66,28 +65,41 @@ def main(cfg: DictConfig) -> float:
         return run(cfg, run_dir)
     except (FishbenchError, KeyboardInterrupt) as err:
         log.error("%s", outcome(err, run_dir)[1])
-        settle(run_dir, cfg, err, completed)
+        settle(run_dir, cfg, err, claim)
         if isinstance(err, KeyboardInterrupt):
             raise
         if multirun:
             return math.nan
-        sys.exit(2)
+        sys.exit(err.exit_code)
     except Exception as err:
         log.exception("run failed")
-        settle(run_dir, cfg, err, completed)
+        settle(run_dir, cfg, err, claim)
         if multirun:
             return math.nan
         raise
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def stop_on_signals() -> None:
     """SIGINT and SIGTERM raise :class:`RunInterrupted` (in the main thread, where Python runs
-    signal handlers), so that the run is recorded as interrupted instead of left "running"."""
+    signal handlers), so that the run is recorded as interrupted instead of left "running".
+    A second one, while the process shuts down, ends it at once and quietly (its exception
+    would otherwise surface in whatever cleanup it hit, e.g. an atexit function)."""
 
     def interrupt(signum: int, _frame: Any) -> None:
+        for other in STOP_SIGNALS:
+            signal.signal(other, exit_now)
         raise RunInterrupted(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    def exit_now(signum: int, _frame: Any) -> None:
+        os._exit(128 + signum)
+
+    for signum in STOP_SIGNALS:
         signal.signal(signum, interrupt)
 
 
@@ -100,20 +112,28 @@ def outcome(err: BaseException, run_dir: Path) -> tuple[str, str]:
     return "failed", str(err) or type(err).__name__
 
 
-def settle(run_dir: Path, cfg: DictConfig, err: BaseException,
-           completed: CompletedRun | None) -> None:
-    """Record how this command ended: put a completed run's files back when the command did not
-    train it further, otherwise mark the run failed or interrupted."""
-    if completed is not None and not completed.trained_further():
-        completed.restore()
-        log.warning("%s still holds the completed run it held before this command.", run_dir)
-        return
+def settle(run_dir: Path, cfg: DictConfig, err: BaseException, claim: RunDirClaim | None
+           ) -> None:
+    """Record how this command ended. A command that saved no checkpoint puts back the files of
+    the run its dir held: a completed run stays completed; another run keeps its history and
+    ``.hydra/``, and its ``metrics.json`` records this failure."""
+    if claim is not None and claim.status is not None and not claim.trained_further():
+        claim.restore()
+        if claim.status == "completed":
+            log.warning("%s still holds the completed run it held before this command.", run_dir)
+            return
     record_failure(run_dir, cfg, err)
 
 
 def run_workers(config: RunConfig, cfg: DictConfig, run_dir: Path) -> float:
-    """Check the device here, start this node's workers, return rank 0's top1 (NaN elsewhere)."""
-    get_backend(config.backend.name).check_runtime(config)
+    """Check the device (and the checkpoint a resumed run continues) here, start this node's
+    workers, return rank 0's top1 (NaN elsewhere)."""
+    backend = get_backend(config.backend.name)
+    backend.check_runtime(config)
+    if config.resume:
+        source = resolve_checkpoint(config.ckpt_path or run_dir, (backend.checkpoint_suffix,))
+        meta = backend.read_weights(source, config.model.name)[1]
+        check_same_world(meta, config.batch_size, config.world.size, source)
     launch(config, cfg, run_dir)
     path = run_dir / METRICS_FILE
     top1 = json.loads(path.read_text()).get("top1") if path.exists() else None
@@ -164,6 +184,7 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
     backend.check_runtime(config)
     spec = load_data_spec(config)
     config.model.num_classes = spec.num_classes
+    backend.keep_dumps_in(run_dir)
     trainer = backend.create_trainer(config, spec, rank, world_size, local_rank)
 
     def task(recorder: RunRecorder | None) -> dict[str, Any]:
@@ -192,7 +213,7 @@ def recorded(run_dir: Path, config: RunConfig, versions: dict[str, str],
         results = task(recorder)
     except BaseException as err:
         status, message = outcome(err, run_dir)
-        recorder.finish(status, error=message)
+        best_effort(run_dir, lambda: recorder.finish(status, error=message))
         raise
     recorder.finish("completed", **results)
     return float(results.get("top1", math.nan))
@@ -267,4 +288,13 @@ def record_failure(run_dir: Path, cfg: DictConfig, err: BaseException) -> None:
             **previous, "status": status, "error": message}
     if previous.get("error") not in (None, message):
         info["cause"] = previous["error"]
-    write_metrics(run_dir, info)
+    best_effort(run_dir, lambda: write_metrics(run_dir, info))
+
+
+def best_effort(run_dir: Path, record: Callable[[], Any]) -> None:
+    """Record a failure; when that write fails too (the disk is still full), say so instead of
+    adding its traceback to the failure's message."""
+    try:
+        record()
+    except OSError as err:
+        log.warning("could not record the failure in %s (%s)", run_dir / METRICS_FILE, err)

@@ -20,7 +20,7 @@ import numpy as np
 from fishbench.backends import backend_of_checkpoint
 from fishbench.backends.base import Trainer
 from fishbench.config import RunConfig
-from fishbench.errors import CheckpointError
+from fishbench.errors import CheckpointError, WriteFailed
 from fishbench.run.records import atomic_write
 from fishbench.run.schedule import LRSchedule
 
@@ -68,8 +68,9 @@ class CheckpointPolicy:
         """Write ``last`` through ``write(tmp_path)``, then link it to the other names due
         (hard links: no extra disk; ``last`` is later replaced, never rewritten in place).
 
-        A write that fails (a full disk, a lost mount) raises :class:`CheckpointError`; the
-        checkpoints saved before are left as they were."""
+        A write that fails (a full disk, a lost mount) raises :class:`WriteFailed` once its
+        temporary file is closed and removed; the checkpoints saved before are left as they
+        were."""
         names = ["best"] if is_best else []
         if epoch % self.save_every == 0 or final:
             names.append(f"epoch_{epoch:04d}")
@@ -80,7 +81,7 @@ class CheckpointPolicy:
                 target = self.path(name)
                 atomic_write(target, self._link_last)
         except (OSError, RuntimeError) as err:  # frameworks wrap a failed write in RuntimeError
-            raise CheckpointError(
+            raise WriteFailed(
                 f"Could not write the checkpoint {target} of epoch {epoch} ({err}). The "
                 f"checkpoints saved before in {self.dir} are intact: free disk space (or fix "
                 "the folder), then continue with resume=true."
@@ -147,6 +148,42 @@ def check_meta(meta: dict[str, Any], cfg: RunConfig, path: Path) -> None:
         )
 
 
+def check_weights_fit(path: Path, cfg: RunConfig, expected: dict[str, tuple[int, ...]],
+                      found: dict[str, tuple[int, ...]], extra_ok: bool = False) -> None:
+    """Stop with a clear message when the weights ``found`` in checkpoint ``path`` (name ->
+    shape) do not fit the model's ``expected``: names it lacks, names the model lacks (unless
+    ``extra_ok``), other shapes; the first few of each."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [] if extra_ok else [k for k in found if k not in expected]
+    reshaped = [f"{k} {tuple(found[k])} (the model's {tuple(expected[k])})" for k in expected
+                if k in found and tuple(found[k]) != tuple(expected[k])]
+    problems = [f"{len(keys)} {what} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+                for what, keys in (("missing", missing), ("not in the model", unexpected),
+                                   ("of another shape", reshaped)) if keys]
+    if problems:
+        raise CheckpointError(
+            f"ckpt_path '{path}' does not fit model={cfg.model.name} with "
+            f"{cfg.model.num_classes} classes: of its weights, {'; '.join(problems)}. Pass a "
+            f"checkpoint of {cfg.model.name} trained on this dataset, or run with the model and "
+            "dataset it was trained with."
+        )
+
+
+def check_same_world(meta: dict[str, Any], batch_size: int, world_size: int, path: Path) -> None:
+    """Stop with a clear message when the run of checkpoint ``path`` had another batch size or
+    world size: a resumed run counts its steps, and so its learning rates, in those."""
+    saved = (meta.get("batch_size", batch_size), meta.get("world_size", world_size))
+    if saved != (batch_size, world_size):
+        raise CheckpointError(
+            f"'{path}' was trained with batch_size={saved[0]} on {saved[1]} process(es), this "
+            f"run has batch_size={batch_size} on {world_size}. resume=true continues with the "
+            "same batch size and world (progress and the learning-rate schedule count its "
+            f"steps): pass batch_size={saved[0]} and world={saved[1]} (world.nnodes x "
+            f"world.nproc_per_node = {saved[1]}), or start a new run from its weights with "
+            f"ckpt_path={path} resume=false."
+        )
+
+
 def checkpoint_meta(trainer: Trainer, progress: Progress, elapsed_s: float,
                     schedule: LRSchedule) -> dict[str, Any]:
     """What every checkpoint records beside the weights, in plain values: the run, where it
@@ -166,15 +203,7 @@ def resumed_progress(trainer: Trainer, meta: dict[str, Any], path: Path) -> Prog
     and the learning-rate schedule are counted in steps of the original global batch), nothing
     left to train, or weights that are not finite."""
     cfg, epoch = trainer.cfg, meta["epoch"]
-    saved = (meta.get("batch_size", cfg.batch_size), meta.get("world_size", trainer.world_size))
-    if saved != (cfg.batch_size, trainer.world_size):
-        raise CheckpointError(
-            f"'{path}' was trained with batch_size={saved[0]} on {saved[1]} process(es), this "
-            f"run has batch_size={cfg.batch_size} on {trainer.world_size}. resume=true continues "
-            "with the same batch size and world (progress and the learning-rate schedule count "
-            f"its steps): pass batch_size={saved[0]} and that world, or start a new run from its "
-            f"weights with ckpt_path={path} resume=false."
-        )
+    check_same_world(meta, cfg.batch_size, trainer.world_size, path)
     steps = meta.get("steps_per_epoch", meta["global_step"] // epoch if epoch else None)
     if steps not in (None, trainer.steps_per_epoch):
         raise CheckpointError(

@@ -149,11 +149,11 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
                      progress.epoch, cfg.epochs, loss, top1, top5, progress.best_top1,
                      progress.best_epoch, row["epoch_time_s"])
             rng_states = trainer.rank_rng_states()
-            if recorder is not None:
-                recorder.log_epoch(row)
+            if recorder is not None:  # the history gets an epoch once its checkpoint exists
                 meta = checkpoint_meta(trainer, progress, recorder.elapsed_s(), schedule)
                 policy.save(progress.epoch, progress.epoch == cfg.epochs, is_best,
                             lambda tmp: trainer.save_checkpoint(tmp, meta, rng_states))
+                recorder.log_epoch(row)
             progress.saved_epoch = progress.epoch
     ms = logger.timer.median_ms()
     return {"top1": top1, "top5": top5, "loss": loss, "epochs": progress.epoch,

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 from fishbench.config import RunConfig
-from fishbench.data.decode import SampleSource
+from fishbench.data.decode import UNREADABLE, SampleSource
 from fishbench.data.spec import DataSpec
 from fishbench.data.synthetic import synthetic_sample
 from fishbench.data.transforms import EvalTransform
@@ -33,7 +33,8 @@ def normalise(pixels: np.ndarray, t: EvalTransform) -> np.ndarray:
 
 def val_samples(spec: DataSpec, bad_images: str, seed: int) -> Iterator[tuple[np.ndarray, int]]:
     """Every validation sample once, in file order, as (CHW float32, label); the crops are the
-    backends' eval crops (:class:`fishbench.data.decode.SampleSource`, no plan)."""
+    backends' eval crops (:class:`fishbench.data.decode.SampleSource`, no plan), an unreadable
+    file's label :data:`~fishbench.data.decode.UNREADABLE` (not scored)."""
     if spec.val is None:
         for i in range(spec.synthetic_sizes[1]):
             yield synthetic_sample(i, spec.eval_transform.size, spec.num_classes, seed + 1)
@@ -78,7 +79,7 @@ def infer_onnx(config: RunConfig, spec: DataSpec) -> dict[str, Any]:
         raise ConfigError(f"model_file '{model_file}' predicts {classes} classes, but the "
                           f"dataset ({config.dataset.name}) has {spec.num_classes}. Infer on the "
                           "dataset the model was trained on, or export a model of this one.")
-    acc, seconds, timed = Accuracy(), 0.0, 0
+    acc, seconds, timed, skipped = Accuracy(), 0.0, 0, 0
     samples = val_samples(spec, config.dataset.bad_images, config.seed)
     for first in range(0, spec.val_size, batch):
         pairs = [next(samples) for _ in range(min(batch, spec.val_size - first))]
@@ -89,10 +90,12 @@ def infer_onnx(config: RunConfig, spec: DataSpec) -> dict[str, Any]:
         if first:  # the first batch warms the session up
             seconds += time.perf_counter() - started
             timed += len(pairs)
-        acc.update(logits, np.array([p[1] for p in pairs]))
+        labels = np.array([p[1] for p in pairs])
+        acc.update(logits, labels)
+        skipped += int((labels == UNREADABLE).sum())
     top1, top5 = acc.percent()[:2]
     ms_per_image = 1000.0 * seconds / timed if timed else float("nan")
     log.info("infer of %s: top1 %.2f  top5 %.2f  %.2f ms/image (%d images, batch %d)",
              model_file, top1, top5, ms_per_image, acc.total, batch)
     return {"top1": top1, "top5": top5, "ms_per_image": ms_per_image, "images": acc.total,
-            "model_file": str(model_file), "infer_batch": batch}
+            "images_skipped": skipped, "model_file": str(model_file), "infer_batch": batch}

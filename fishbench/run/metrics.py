@@ -33,9 +33,10 @@ class Accuracy:
     total: int = 0
 
     def update(self, logits: np.ndarray, labels: np.ndarray) -> None:
+        """Count a batch; a negative label (an unreadable image's) is not scored."""
         for i, hit in enumerate(topk_correct(logits, labels, self.ks)):
             self.correct[i] += hit
-        self.total += len(labels)
+        self.total += int((np.asarray(labels) >= 0).sum())
 
     @property
     def counts(self) -> list[int]:

@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 METRICS_FILE = "metrics.json"
 HYDRA_DIR = ".hydra"
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
-COMPLETED_COPY = "completed"  # .hydra/completed/: Hydra's files of the run that completed
 TEMP_GLOB = ".*.tmp*"  # what atomic_write leaves behind when killed mid-write
 HISTORY_FILE = "history.csv"
 TENSORBOARD_DIR = "tensorboard"
@@ -59,8 +57,8 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def atomic_copy(source: Path, path: Path) -> None:
-    atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
@@ -86,16 +84,6 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     """Write ``run_dir/metrics.json`` atomically as strict JSON (no NaN)."""
     text = json.dumps(finite_or_none(metrics), indent=2, allow_nan=False) + "\n"
     atomic_write_text(Path(run_dir) / METRICS_FILE, text)
-
-
-def keep_hydra_files_of_completed_run(run_dir: Path) -> None:
-    """Copy Hydra's ``.hydra/*.yaml`` to ``.hydra/completed/``: Hydra rewrites them when any
-    later command starts in this dir, and they are put back if that command fails
-    (:mod:`fishbench.run.rundir`)."""
-    hydra_dir = Path(run_dir) / HYDRA_DIR
-    for name in HYDRA_FILES:
-        if (hydra_dir / name).is_file():
-            atomic_copy(hydra_dir / name, hydra_dir / COMPLETED_COPY / name)
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:
@@ -135,7 +123,7 @@ class RunRecorder:
         self.run_dir = Path(run_dir)
         self.info = dict(info)  # model, backend, device, world_size, versions, ...
         self.history = read_history(self.run_dir)  # a resumed run continues its history
-        self.tb = ScalarWriter(self.run_dir / TENSORBOARD_DIR)
+        self._tb: ScalarWriter | None = None  # opened at the first record: see :attr:`tb`
         self.started = time.time()  # earlier parts of a resumed run: see :meth:`continue_from`
         self.metrics: dict[str, Any] = {**self.info, "status": "running"}
         self._write_metrics()
@@ -147,6 +135,14 @@ class RunRecorder:
     def continue_from(self, elapsed_s: float) -> None:
         """A resumed run: count the ``elapsed_s`` of its earlier parts in ``total_time_s``."""
         self.started = time.time() - elapsed_s
+
+    @property
+    def tb(self) -> ScalarWriter:
+        """The run's TensorBoard writer, opened at the first scalar: a command that fails
+        before it records anything adds no event file."""
+        if self._tb is None:
+            self._tb = ScalarWriter(self.run_dir / TENSORBOARD_DIR)
+        return self._tb
 
     def log_step(self, step: int, loss: float, lr: float, img_per_s: float) -> None:
         self.tb.add_scalar("train/loss", loss, step)
@@ -188,9 +184,8 @@ class RunRecorder:
         if error is not None:
             self.metrics["error"] = error
         self._write_metrics()
-        if status == "completed":
-            keep_hydra_files_of_completed_run(self.run_dir)
-        self.tb.close()
+        if self._tb is not None:
+            self._tb.close()
         return self.metrics
 
     def _write_metrics(self) -> None:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from fishbench.backends import backend_names, get_backend
 from fishbench.run.checkpoints import CHECKPOINT_DIR
@@ -127,7 +129,7 @@ def check_sweep_dir(sweep_dir: Path, resume: bool, task_overrides: list[str]) ->
         raise SweepError(
             f"hydra.sweeper.resume=true: {sweep_dir} is not a sweep dir (no {SWEEP_FILE}). Give "
             f"hydra.sweep.dir=<the dir of the sweep to continue>, as `fishbench resume DIR` does.")
-    saved = OmegaConf.load(saved_file)
+    saved = load_sweep_file(saved_file)
     callbacks = OmegaConf.select(saved, "hydra.callbacks", default=None) or {}
     if SUMMARY_CALLBACK not in {str(c.get("_target_")) for c in callbacks.values()}:
         raise SweepError(f"{sweep_dir} holds a Hydra sweep that fishbench did not start "
@@ -142,8 +144,29 @@ def check_sweep_dir(sweep_dir: Path, resume: bool, task_overrides: list[str]) ->
             "resume=true is for one run; in a resumed sweep each job that was interrupted "
             "continues by itself and completed jobs are kept. Leave resume=true out: "
             f"{RESUME_HINT.format(dir=sweep_dir)}.")
-    assert isinstance(saved, DictConfig)
     return saved
+
+
+def load_sweep_file(path: Path) -> DictConfig:
+    """The sweep's saved config; :class:`SweepError` for a damaged file (not YAML, or without
+    the overrides and sweeper a resume repeats)."""
+    try:
+        saved = OmegaConf.load(path)
+        ok = isinstance(saved, DictConfig) and all(
+            isinstance(OmegaConf.select(saved, key, default=None), kind)
+            for key, kind in (("hydra.overrides.task", ListConfig),
+                              ("hydra.overrides.hydra", ListConfig),
+                              ("hydra.sweeper", DictConfig)))
+        why = "it lacks hydra.overrides or hydra.sweeper"
+    except (yaml.YAMLError, UnicodeDecodeError, OmegaConfBaseException) as err:
+        ok, why = False, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    if not ok:
+        raise SweepError(
+            f"{path} is damaged ({why}): it records how the sweep was started, so the sweep "
+            "cannot be resumed from it. Put back a good copy of the file, or start a new sweep "
+            "in another hydra.sweep.dir."
+        )
+    return saved  # type: ignore[return-value]
 
 
 def check_same_sweep(saved: DictConfig, current: DictConfig, task_overrides: list[str]) -> None:
@@ -233,7 +256,7 @@ def resume_command(sweep_dir: Path, retry_failed: bool, extra: list[str]) -> tup
     if not saved_file.is_file():
         raise SweepError(f"{sweep_dir} is not a sweep dir: it has no {SWEEP_FILE}. Give the dir "
                          f"a multirun wrote (outputs/sweeps/<date>/<time>_<name>_<uid>).")
-    saved = OmegaConf.load(saved_file)
+    saved = load_sweep_file(saved_file)
     task = [str(o) for o in saved.hydra.overrides.task]
     replaced = {"hydra.sweep.dir", "hydra.mode", *(_override_key(o) for o in extra)}
     hydra = [str(o) for o in saved.hydra.overrides.hydra

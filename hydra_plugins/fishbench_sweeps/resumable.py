@@ -84,9 +84,16 @@ def start_sweep_dir(config: DictConfig, saved: DictConfig | None) -> Path:
     """Create the sweep dir and save the sweep's config in it once, when the sweep first starts
     (a resume keeps the original)."""
     sweep_dir = Path(config.hydra.sweep.dir)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    if saved is None:
-        OmegaConf.save(config, sweep_dir / SWEEP_FILE)
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if saved is None:
+            OmegaConf.save(config, sweep_dir / SWEEP_FILE)
+    except OSError as err:
+        print(f"fishbench: error: hydra.sweep.dir '{sweep_dir}' cannot be written "
+              f"({err.strerror or err}): a sweep writes its jobs and summary there. Choose a dir "
+              "you can write to (hydra.sweep.dir=<dir>), or fix the permissions or mount of this "
+              "one.", file=sys.stderr)
+        sys.exit(2)
     return sweep_dir
 
 

@@ -5,6 +5,7 @@ Framework-free at import: mindspore is imported inside the methods.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -39,6 +40,11 @@ class MindSporeBackend(Backend):
         from fishbench.backends.mindspore.device import check_device
 
         check_device(cfg)
+
+    def keep_dumps_in(self, run_dir: Path) -> None:
+        """MindSpore writes ``rank_<r>/om/analyze_fail.ir`` (a graph compile that failed or was
+        interrupted) under ``MS_OM_PATH``, else under the current dir."""
+        os.environ["MS_OM_PATH"] = str(run_dir)
 
     def create_trainer(self, cfg: Any, spec: Any, rank: int = 0, world_size: int = 1,
                        local_rank: int = 0) -> Trainer:

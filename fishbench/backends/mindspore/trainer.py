@@ -20,8 +20,8 @@ from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
 from fishbench.backends.base import Arrays, Trainer
 from fishbench.models.names import torch_state_to_mindspore
-from fishbench.run.checkpoints import (check_meta, host_rng_states, own_rng_states,
-                                       set_host_rng_states)
+from fishbench.run.checkpoints import (check_meta, check_weights_fit, host_rng_states,
+                                       own_rng_states, set_host_rng_states)
 from fishbench.run.engine import StepLogger
 from fishbench.run.metrics import Accuracy
 from fishbench.run.schedule import LRSchedule
@@ -159,6 +159,10 @@ class MindSporeTrainer(Trainer):
         target = self.train_net if full else self.net
         # The learning rate is the schedule's, set before every step: not taken from a file.
         arrays = {k: v for k, v in arrays.items() if k != "learning_rate"}
+        expected = {p.name: tuple(p.shape) for p in target.get_parameters()
+                    if p.name != "learning_rate"}
+        check_weights_fit(path, self.cfg, expected, {k: v.shape for k, v in arrays.items()},
+                          extra_ok=True)  # the optimizer's entries, when loading the model's
         ms.load_param_into_net(target, _parameters(arrays))
         if full:
             rng = own_rng_states(rng_states, self.rank)

@@ -22,8 +22,11 @@ REQUIRED_KEYS = ("meta", "state_dict")
 
 
 def write_checkpoint(path: Path, contents: dict[str, Any]) -> None:
-    """Save ``contents`` (tensors and plain values only) as a fishbench ``.pt`` file."""
-    torch.save(contents, path)
+    """Save ``contents`` (tensors and plain values only) as a fishbench ``.pt`` file. The file
+    is closed however the write ends (torch's own file writer stays open when a full disk
+    stops it, and its blocks are not freed when the file is removed)."""
+    with open(path, "wb") as f:
+        torch.save(contents, f)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from fishbench.backends.pytorch.checkpoint import read_checkpoint, write_checkpo
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
 from fishbench.backends.base import Arrays, Trainer
-from fishbench.run.checkpoints import (check_meta, host_rng_states, own_rng_states,
-                                       set_host_rng_states)
+from fishbench.run.checkpoints import (check_meta, check_weights_fit, host_rng_states,
+                                       own_rng_states, set_host_rng_states)
 from fishbench.run.cores import cpu_threads
 from fishbench.run.engine import StepLogger
 from fishbench.run.metrics import Accuracy
@@ -33,6 +33,10 @@ log = logging.getLogger("fishbench")
 # On CUDA, training runs on a stream of this priority (lower is higher; CUDA's default streams have
 # the lowest, 0), so that the input pipeline's kernels on their own streams yield the SMs to it.
 TRAIN_STREAM_PRIORITY: int | None = -1
+
+
+def shapes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(tensor.shape) for name, tensor in state_dict.items()}
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -212,6 +216,8 @@ class TorchTrainer(Trainer):
         saved = read_checkpoint(path)
         meta = saved["meta"]
         check_meta(meta, self.cfg, path)
+        check_weights_fit(path, self.cfg, shapes(self.model.state_dict()),
+                          shapes(saved["state_dict"]))
         self.model.load_state_dict(saved["state_dict"])
         if full:
             self.optimizer.load_state_dict(saved["optimizer"])

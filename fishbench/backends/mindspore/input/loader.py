@@ -69,7 +69,7 @@ class ImageBatches:
         data = data.batch(self.batch_size, drop_remainder=self.train)
         for pixels, labels, aug, files, skipped in data.create_tuple_iterator(
                 num_epochs=1, output_numpy=True):
-            self.bad_files.add(self.index, files, skipped)
+            self.bad_files.add(self.index, files, skipped, labels)
             yield self.stage(pixels, aug), labels
 
 

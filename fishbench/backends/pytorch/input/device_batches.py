@@ -57,7 +57,7 @@ class DeviceBatches:
         return len(self.loader)
 
     def upload(self, batch: HostBatch) -> tuple[Uploaded, list[torch.Tensor]]:
-        self.bad_files.add(self.index, batch.files, batch.skipped)
+        self.bad_files.add(self.index, batch.files, batch.skipped, batch.labels.numpy())
         pixels, positions, aug = (t.to(self.device, non_blocking=True) for t in (
             batch.pixels, batch.positions, batch.aug))
         labels = batch.labels.to(self.device, non_blocking=True, copy=True)  # outlives the slot

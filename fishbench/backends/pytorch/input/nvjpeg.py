@@ -3,17 +3,15 @@ bytes, and the crops of the decoded images written into the batch."""
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
 from fishbench.backends.pytorch.input.collate import HostBatch
 from fishbench.data.decode import Crop, pil_decode
-from fishbench.data.images import READ_ERRORS
+from fishbench.data.images import READ_ERRORS, open_image
 from fishbench.errors import DataError
 
 log = logging.getLogger("fishbench")
@@ -26,7 +24,7 @@ def device_decodable_size(data: bytes) -> tuple[int, int] | None:
     if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         return None
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data) as img:
             ok = (img.format == "JPEG" and img.mode in ("RGB", "L")
                   and not img.info.get("progressive") and not img.info.get("progression"))
             return img.size if ok else None
