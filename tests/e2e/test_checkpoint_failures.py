@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers.stub_backend import StubTrainer, digest, hydra_run, strict_json  # noqa: F401
+from tests.helpers.stub_backend import StubTrainer, digest, strict_json
 
 
 def test_nan_in_epoch_1_says_no_checkpoint_exists(hydra_run, tmp_path: Path) -> None:

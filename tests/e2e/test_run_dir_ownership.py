@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from fishbench.errors import DataError, FishbenchError
 from fishbench.run.rundir import LOCK_FILE, claim_run_dir
-from tests.helpers.stub_backend import REPO, StubTrainer, digest, hydra_run, strict_json  # noqa: F401
+from tests.helpers.stub_backend import StubTrainer, digest, strict_json
 
 KEY_FILES = ["metrics.json", "history.csv", ".hydra/config.yaml", ".hydra/overrides.yaml"]
 

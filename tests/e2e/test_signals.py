@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from tests.helpers.image_trees import small_tree
-from tests.helpers.stub_backend import StubTrainer, hydra_run, strict_json  # noqa: F401
+from tests.helpers.stub_backend import StubTrainer, strict_json
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

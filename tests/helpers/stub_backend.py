@@ -122,7 +122,8 @@ def hydra_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., int]]:
     register_resolvers()
     main = hydra.main(version_base="1.3", config_path=str(REPO / "conf"),
                       config_name="config")(task_function)
-    monkeypatch.setattr("fishbench.run.app.get_backend", lambda name: STUB_BACKEND)
+    for module in ("fishbench.run.app", "fishbench.run.launch"):
+        monkeypatch.setattr(f"{module}.get_backend", lambda name: STUB_BACKEND)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     root = logging.getLogger()
     log_handlers, log_level = root.handlers[:], root.level
