@@ -78,3 +78,6 @@ def tiny_trainer(trainer_class, **settings):
 def n_params(model) -> int:
     """Number of parameters (elements) of a torch.nn.Module."""
     return sum(p.numel() for p in model.parameters())
+
+
+from tests.helpers.stub_backend import hydra_run  # noqa: E402,F401  (run-level tests' fixture)

@@ -62,11 +62,13 @@ class RunDirClaim:
         """Refuse anything but ``resume=true`` training in a dir that holds a run."""
         if self.status is None or (task == "train" and resume is True):
             return
+        further = ("to train this run further, pass resume=true (with a larger epochs once it "
+                   "completed)" if self.checkpoints else "it saved no checkpoint to resume "
+                   "from: to start it again here, delete the dir first")
         raise ConfigError(
             f"hydra.run.dir '{self.run_dir}' holds a {self.status} run: this command "
             f"(task={task}, resume={str(resume).lower()}) would replace its files, so nothing "
-            "was written. Leave hydra.run.dir unset (a new dir) or choose another one; to train "
-            "this run further, pass resume=true (with a larger epochs once it completed)."
+            f"was written. Leave hydra.run.dir unset (a new dir) or choose another one; {further}."
         )
 
     def trained_further(self) -> bool:

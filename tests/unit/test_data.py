@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import IMAGENET_SAMPLE
 from fishbench.config import DatasetConfig, ModelConfig, RunConfig
 from fishbench.data.digits import ensure_digits_tree
-from fishbench.data.decode import SampleSource
+from fishbench.data.decode import UNREADABLE, SampleSource
 from fishbench.data.index import build_indices, scan_image_folder
 from fishbench.data.spec import load_data_spec
 from fishbench.data.synthetic import synthetic_sample, synthetic_splits
@@ -103,7 +103,8 @@ def test_corrupt_images_are_skipped_and_counted_or_stop(tmp_path: Path) -> None:
     (tmp_path / "x" / "a" / "1.png").write_bytes(b"not a png")
     index = scan_image_folder(tmp_path / "x")
     sample = SampleSource(index, "skip", None, EVAL).read(0, 1)
-    assert sample.skipped == 1 and sample.pixels.shape == (32, 32, 3)
+    assert (sample.file, sample.label, sample.skipped) == (1, UNREADABLE, 0)
+    assert sample.pixels.shape == (32, 32, 3) and not sample.pixels.any()
     with pytest.raises(DataError, match="1.png.*dataset.bad_images=skip"):
         SampleSource(index, "stop", None, EVAL).read(0, 1)
 

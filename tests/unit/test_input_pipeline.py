@@ -238,7 +238,7 @@ def test_bad_files_skip_or_stop_with_every_engine(tmp_path: Path, device_share: 
     bad, encoded = BadFiles(), set()
     for position in range(len(index)):
         s = source.read(0, position)
-        bad.add(index, np.array([s.file]), np.array([s.skipped]))
+        bad.add(index, np.array([s.file]), np.array([s.skipped]), np.array([s.label]))
         if s.encoded:
             encoded.add(Path(index.files[s.file]).name)
             assert s.pixels.tobytes() == Path(index.files[s.file]).read_bytes()
