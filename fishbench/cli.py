@@ -13,7 +13,6 @@ from fishbench.compare import compare
 from fishbench.compare.plot import write_png
 from fishbench.compare.render import render_text, write_csv, write_markdown
 from fishbench.errors import FishbenchError
-from fishbench.sweeps.resume import SweepError, resume_command
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 
@@ -30,6 +29,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     """``python run.py -m`` with the sweep's saved overrides, in its own working dir; the exit
     status is that multirun's."""
+    from fishbench.sweeps.resume import SweepError, resume_command  # Hydra's: slow to import
+
     if not RUN_PY.is_file():
         raise SweepError(f"fishbench resume runs {RUN_PY}, which is missing: install fishbench "
                          f"from its repository (pip install -e .).")

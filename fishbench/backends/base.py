@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
@@ -67,9 +67,15 @@ class Trainer(ABC):
         return the mean loss over all ranks. Call ``logger.step(...)`` after every step (it
         decides when to sync)."""
 
+    @property
     @abstractmethod
-    def evaluate(self) -> Accuracy:
-        """Top-k counts over the whole validation split (summed over ranks)."""
+    def val_steps(self) -> int:
+        """Validation batches on each rank."""
+
+    @abstractmethod
+    def evaluate(self, on_batch: Callable[[], None] | None = None) -> Accuracy:
+        """Top-k counts over the whole validation split (summed over ranks); ``on_batch``, where
+        given, is called after each batch (the live display counts them)."""
 
     @abstractmethod
     def rank_rng_states(self) -> list[Any]:

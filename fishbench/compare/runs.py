@@ -1,19 +1,18 @@
 """Reading runs from disk: a *run dir* holds ``metrics.json`` or Hydra's ``.hydra/``; a *sweep
 dir* is a folder whose subfolders are run dirs. Reading never fails on a run's missing or broken
-files: the run keeps its place and says so in its status."""
+files: the run keeps its place and says so in its status. A run's config, overrides and job number
+come from its config record (:mod:`fishbench.run.config_record`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
-
 from fishbench.compare.errors import CompareError
+from fishbench.run.config_record import read_config_record
 from fishbench.run.records import HYDRA_DIR, METRICS_FILE, read_history
 
 COMPLETED = "completed"
@@ -49,24 +48,6 @@ def is_run_dir(path: Path) -> bool:
     return (path / METRICS_FILE).is_file() or (path / HYDRA_DIR).is_dir()
 
 
-def flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def parse_overrides(lines: Sequence[str]) -> dict[str, Any]:
-    """Hydra override strings -> ``{key: typed value}`` (``+``/``++``/``~`` prefixes dropped)."""
-    parsed = OverridesParser.create().parse_overrides(list(lines))
-    return {o.get_key_element().lstrip("+~"): o.value() for o in parsed}
-
-
 def read_metrics(path: Path) -> dict[str, Any]:
     """The run's ``metrics.json``; always has ``status`` (``unknown`` when there is no file)."""
     file = path / METRICS_FILE
@@ -83,23 +64,12 @@ def read_metrics(path: Path) -> dict[str, Any]:
     return metrics
 
 
-def _read_yaml(path: Path) -> Any:
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else None
-
-
 def read_run(path: Path) -> Run:
     """Read one run dir; missing files give empty parts, never an exception."""
     path = Path(path)
-    config = _read_yaml(path / HYDRA_DIR / "config.yaml") or {}
-    overrides = _read_yaml(path / HYDRA_DIR / "overrides.yaml") or []
-    hydra_file = path / HYDRA_DIR / "hydra.yaml"
-    job = None
-    if hydra_file.is_file():
-        hydra_cfg = OmegaConf.load(hydra_file)
-        if OmegaConf.select(hydra_cfg, "hydra.mode") == "MULTIRUN":
-            job = OmegaConf.select(hydra_cfg, "hydra.job.num")
-    return Run(path=path, metrics=read_metrics(path), config=flatten(config),
-               overrides=parse_overrides(overrides), history=read_history(path), job=job)
+    record = read_config_record(path)
+    return Run(path=path, metrics=read_metrics(path), config=record.config,
+               overrides=record.overrides, history=read_history(path), job=record.job)
 
 
 def _natural_key(path: Path) -> tuple[int, int, str]:

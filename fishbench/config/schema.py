@@ -110,6 +110,7 @@ class RunConfig:
     resume: bool = False
     model_file: Optional[str] = None
     log_every_n_steps: int = 10
+    progress: Any = "auto"  # the live progress display: auto (on a terminal), true or false
     max_steps_per_epoch: Optional[int] = None
 
 
@@ -150,6 +151,8 @@ def _check_ranges(c: RunConfig) -> None:
                        ("world.nproc_per_node", c.world.nproc_per_node),
                        ("world.nnodes", c.world.nnodes), ("world.timeout_s", c.world.timeout_s)):
         check(value >= 1, key, value, "a whole number >= 1")
+    check(c.progress == "auto" or isinstance(c.progress, bool), "progress", c.progress,
+          "auto (bars when the output is a terminal), true or false")
     check(c.lr_init > 0, "lr_init", c.lr_init, "a positive number")
     check(0 <= c.eta_min <= c.lr_init, "eta_min", c.eta_min, "between 0 and lr_init")
     check(0 <= c.warmup_epochs < c.epochs, "warmup_epochs", c.warmup_epochs,

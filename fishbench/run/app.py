@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import fishbench
 from fishbench.backends import checkpoint_suffixes, get_backend
+from fishbench.run.config_record import write_config_record
 from fishbench.run.checkpoints import (CheckpointPolicy, Progress, check_same_world,
                                        load_checkpoint_into, resolve_checkpoint, resumed_progress)
 from fishbench.config import RunConfig, validate
@@ -50,6 +51,7 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    write_config_record(run_dir)  # what `fishbench compare` and sweep summaries read
     if os.environ.get(RESUME_ENV) == "1":  # a job that a resumed sweep continues
         cfg.resume = True
     claim = held_claim(run_dir)

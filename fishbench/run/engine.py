@@ -10,12 +10,15 @@ import gc
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from fishbench.backends.base import Trainer
 from fishbench.config import RunConfig
 from fishbench.errors import DataError, TrainingDiverged
 from fishbench.run.checkpoints import CheckpointPolicy, Progress, checkpoint_meta
+from fishbench.run.live import STEP_LINE, LiveDisplay, console_above_bars, display_wanted
 from fishbench.run.metrics import StepTimer
 from fishbench.run.records import RunRecorder
 from fishbench.run.schedule import LRSchedule
@@ -24,7 +27,8 @@ log = logging.getLogger("fishbench")
 
 
 class StepLogger:
-    """Called after every step; at log points it syncs, checks the loss and prints a line.
+    """Called after every step; at log points it syncs, checks the loss and prints a line. With
+    a ``display`` (a terminal, rank 0), it also moves the live bars (:mod:`fishbench.run.live`).
 
     Inside a ``with`` block, after the first step, it collects and freezes the heap
     (``gc.freeze``): the model, optimizer, loaders and torch.compile's graphs, over a million
@@ -36,8 +40,10 @@ class StepLogger:
     in this process."""
 
     def __init__(self, cfg: RunConfig, recorder: RunRecorder | None, global_batch: int,
-                 steps_per_epoch: int, progress: Progress) -> None:
+                 steps_per_epoch: int, progress: Progress,
+                 display: LiveDisplay | None = None) -> None:
         self.progress = progress
+        self.display = display
         self.every = cfg.log_every_n_steps
         self.epochs = cfg.epochs
         self.recorder = recorder
@@ -46,19 +52,37 @@ class StepLogger:
         self.timer = StepTimer(warmup_steps=min(5, steps_per_epoch))
         self._since_lap = 0
         self._heap_frozen: bool | None = None  # None outside a with block: never frozen
+        self._display_stack = ExitStack()
 
     def __enter__(self) -> "StepLogger":
         self._heap_frozen = False
+        if self.display is not None:
+            self._display_stack.enter_context(console_above_bars())
+            self._display_stack.enter_context(self.display)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._heap_frozen:
             gc.unfreeze()
         self._heap_frozen = None
+        self._display_stack.close()
 
-    def start_epoch(self) -> None:
+    def start_epoch(self, epoch: int) -> None:
+        """Epoch ``epoch`` (0-based) starts."""
         self._since_lap = 0
         self.timer.restart()
+        if self.display is not None:
+            self.display.start_epoch(epoch)
+
+    @contextmanager
+    def validation(self) -> Iterator[Callable[[], None] | None]:
+        """Around a validation: yields what the trainer calls after each batch (None without a
+        display)."""
+        if self.display is None:
+            yield None
+            return
+        with self.display.validation() as on_batch:
+            yield on_batch
 
     def due(self, step_in_epoch: int) -> bool:
         """Whether step ``step_in_epoch`` (0-based) is a log point: every N, and the last."""
@@ -74,6 +98,8 @@ class StepLogger:
             gc.freeze()
             self._heap_frozen = True
         if not self.due(step_in_epoch):
+            if self.display is not None:
+                self.display.step(lr)
             return
         value = float(loss)
         check_finite(value, epoch, global_step, self.progress.saved_epoch)
@@ -81,7 +107,10 @@ class StepLogger:
         self._since_lap = 0
         img_per_s = 1000.0 * self.global_batch / ms
         log.info("epoch %d/%d step %d/%d  loss %.4f  lr %.5f  %.1f img/s", epoch + 1, self.epochs,
-                 step_in_epoch + 1, self.steps_per_epoch, value, lr, img_per_s)
+                 step_in_epoch + 1, self.steps_per_epoch, value, lr, img_per_s,
+                 extra={STEP_LINE: True})
+        if self.display is not None:
+            self.display.step(lr, value, img_per_s)
         if self.recorder is not None:
             self.recorder.log_step(global_step, value, lr, img_per_s)
 
@@ -124,10 +153,12 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
     if recorder is not None:
         recorder.continue_from(progress.elapsed_s)
     top1 = top5 = loss = float("nan")
-    with StepLogger(cfg, recorder, global_batch, steps, progress) as logger:
+    display = (LiveDisplay(cfg.epochs, steps, trainer.val_steps)
+               if display_wanted(cfg.progress, trainer.rank) else None)
+    with StepLogger(cfg, recorder, global_batch, steps, progress, display) as logger:
         for epoch in range(progress.epoch, cfg.epochs):
             started = time.perf_counter()
-            logger.start_epoch()
+            logger.start_epoch(epoch)
             loss = trainer.train_epoch(epoch, schedule, progress.global_step, logger)
             check_finite(loss, epoch, progress.global_step + steps, progress.saved_epoch)
             if not trainer.weights_finite():
@@ -136,7 +167,8 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
                                progress.global_step + steps, progress.saved_epoch)
             train_time = time.perf_counter() - started
             progress.global_step += steps
-            top1, top5 = trainer.evaluate().percent()[:2]
+            with logger.validation() as on_batch:
+                top1, top5 = trainer.evaluate(on_batch).percent()[:2]
             progress.epoch = epoch + 1
             is_best = top1 > progress.best_top1 or progress.best_epoch == 0
             if is_best:

@@ -19,14 +19,16 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+if TYPE_CHECKING:
+    from tensorboard.compat.proto import summary_pb2
 
 METRICS_FILE = "metrics.json"
 HYDRA_DIR = ".hydra"
-HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+HYDRA_YAML_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # written by Hydra
+CONFIG_RECORD = "config.json"  # what the YAML holds, cheap to read (fishbench/run/config_record.py)
+HYDRA_FILES = (*HYDRA_YAML_FILES, CONFIG_RECORD)  # .hydra/'s files, the record last
 TEMP_GLOB = ".*.tmp*"  # what atomic_write leaves behind when killed mid-write
 HISTORY_FILE = "history.csv"
 TENSORBOARD_DIR = "tensorboard"
@@ -97,15 +99,24 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
 
 
 class ScalarWriter:
-    """A TensorBoard event writer built on tensorboard's own (no framework needed)."""
+    """A TensorBoard event writer built on tensorboard's own (no framework needed).
+
+    tensorboard is imported here, not with this module: it takes a second to import, and the
+    readers of run dirs (``fishbench compare``) never write events."""
 
     def __init__(self, log_dir: Path) -> None:
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
         self._writer = EventFileWriter(str(log_dir))
 
     def add_summary(self, summary: summary_pb2.Summary, step: int = 0) -> None:
+        from tensorboard.compat.proto import event_pb2
+
         self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto import summary_pb2
+
         self.add_summary(summary_pb2.Summary(
             value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)]), step)
 

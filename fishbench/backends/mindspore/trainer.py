@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import mindspore as ms
 import numpy as np
@@ -115,7 +115,11 @@ class MindSporeTrainer(Trainer):
         mean = ms.ops.stack(losses).astype(ms.float32).mean()
         return float(self._all_reduce(mean)) / self.world_size
 
-    def evaluate(self) -> Accuracy:
+    @property
+    def val_steps(self) -> int:
+        return len(self.val_batches)
+
+    def evaluate(self, on_batch: Callable[[], None] | None = None) -> Accuracy:
         self._use_rank0_batchnorm_statistics()
         self.net.set_train(False)
         acc = Accuracy()
@@ -126,6 +130,8 @@ class MindSporeTrainer(Trainer):
                 images = ms.ops.pad(images, (0, 0, 0, 0, 0, 0, 0, size - n))
             logits = self.net(images).asnumpy()[:n]
             acc.update(logits.astype(np.float32), labels)
+            if on_batch is not None:
+                on_batch()
         counts = self._all_reduce(ms.Tensor(acc.counts, ms.float32)).asnumpy()
         return Accuracy.from_counts([round(float(c)) for c in counts])
 

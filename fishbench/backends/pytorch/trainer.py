@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -182,14 +182,20 @@ class TorchTrainer(Trainer):
             logger.step(epoch, i, first_step + i + 1, lr, loss)
         return float(self._all_reduce(loss_sum)) / (steps * self.world_size)
 
+    @property
+    def val_steps(self) -> int:
+        return len(self.val_loader)
+
     @torch.no_grad()
-    def evaluate(self) -> Accuracy:
+    def evaluate(self, on_batch: Callable[[], None] | None = None) -> Accuracy:
         self.model.eval()
         acc = Accuracy()
         for images, labels in self.val_loader:
             with self._autocast():
                 logits = self.model(images)
             acc.update(logits.float().cpu().numpy(), labels.cpu().numpy())
+            if on_batch is not None:
+                on_batch()
         counts = self._all_reduce(torch.tensor(acc.counts, dtype=torch.float64, device=self.device))
         return Accuracy.from_counts([round(c) for c in counts.tolist()])
 

@@ -1,0 +1,110 @@
+"""How long `fishbench compare` and a sweep's summary take over many runs, with and without the
+runs' config records (``.hydra/config.json``; runs written before it have only Hydra's YAML).
+
+    python benchmarks/compare_speed.py --runs 1000
+
+One real tiny job (a 1-job multirun, 2 steps) is trained first (or ``--source`` names a job dir
+of a multirun); its files, checkpoints left out, are copied ``--runs`` times into one sweep dir
+with varied values (``lr_init`` over 10 values and ``seed``, a 2-key grid; ``top1``), edited as Hydra's and fishbench's own readers and writers read and write them. The
+same sweep is then copied without the records. Prints one row per kind of run: the wall time of
+``fishbench compare`` (a fresh process: imports included), of ``fishbench compare --png``, and of
+the sweep summary (summary.csv, .md, .png and hparams/, in this process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fishbench.run.config_record import write_config_record  # noqa: E402
+from fishbench.run.records import CONFIG_RECORD, HYDRA_DIR, METRICS_FILE, write_metrics  # noqa: E402
+from fishbench.sweeps.summary import summarize_sweep  # noqa: E402
+
+SOURCE_ARGS = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
+LR_VALUES = [round(0.01 * (k + 1), 2) for k in range(10)]
+
+
+def train_source(sweep_dir: Path) -> Path:
+    """One real tiny job of a multirun; its dir."""
+    subprocess.run([sys.executable, str(REPO / "run.py"), "-m", *SOURCE_ARGS,
+                    f"hydra.sweep.dir={sweep_dir}"], check=True, capture_output=True, cwd=REPO)
+    return sweep_dir / "0"
+
+
+def vary_copy(source: Path, job_dir: Path, job: int) -> None:
+    """``source`` copied to ``job_dir`` as job ``job`` of a grid over lr_init and seed."""
+    shutil.copytree(source, job_dir, ignore=shutil.ignore_patterns("checkpoints", CONFIG_RECORD))
+    lr, seed = LR_VALUES[job % len(LR_VALUES)], job // len(LR_VALUES) + 1
+    overrides = [f"lr_init={lr}", f"seed={seed}"]
+    hydra_dir = job_dir / HYDRA_DIR
+    config = OmegaConf.load(hydra_dir / "config.yaml")
+    config.lr_init, config.seed = lr, seed
+    OmegaConf.save(config, hydra_dir / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), hydra_dir / "overrides.yaml")
+    hydra = OmegaConf.load(hydra_dir / "hydra.yaml")
+    hydra.hydra.job.num = job
+    hydra.hydra.overrides.task = overrides
+    OmegaConf.save(hydra, hydra_dir / "hydra.yaml")
+    metrics = json.loads((job_dir / METRICS_FILE).read_text())
+    top1 = 50.0 + (job * 37 % 500) / 10.0
+    metrics.update(top1=top1, best_top1=top1)
+    write_metrics(job_dir, metrics)
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    return time.perf_counter() - started
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1000, help="run dirs in the sweep")
+    parser.add_argument("--source", type=Path, help="a job dir of a multirun to copy "
+                        "(default: train one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        source = args.source or train_source(root / "source")
+        records, yaml_only = root / "records", root / "yaml_only"
+        started = time.perf_counter()
+        for job in range(args.runs):
+            vary_copy(source, records / str(job), job)
+            write_config_record(records / str(job))  # as each run does at its start
+        shutil.copytree(records, yaml_only, ignore=shutil.ignore_patterns(CONFIG_RECORD))
+        made = time.perf_counter() - started
+        print(f"{cpu_model()}, Python {platform.python_version()}; {args.runs} runs made in "
+              f"{made:.0f} s")
+        print("| runs | compare s | compare --png s | sweep summary s |")
+        print("| --- | ---: | ---: | ---: |")
+        for label, sweep in (("with config records", records), ("YAML only", yaml_only)):
+            cli = [sys.executable, "-m", "fishbench.cli", "compare", str(sweep)]
+            text = timed(cli)
+            png = timed([*cli, "--png", str(root / "table.png")])
+            started = time.perf_counter()
+            summarize_sweep(sweep)
+            summary = time.perf_counter() - started
+            print(f"| {args.runs}, {label} | {text:.2f} | {png:.2f} | {summary:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
