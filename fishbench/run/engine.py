@@ -10,6 +10,7 @@ import gc
 import logging
 import math
 import time
+from contextlib import closing
 from typing import Any
 
 from fishbench.backends.base import Trainer
@@ -124,7 +125,7 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
     if recorder is not None:
         recorder.continue_from(progress.elapsed_s)
     top1 = top5 = loss = float("nan")
-    with StepLogger(cfg, recorder, global_batch, steps, progress) as logger:
+    with StepLogger(cfg, recorder, global_batch, steps, progress) as logger, closing(trainer):
         for epoch in range(progress.epoch, cfg.epochs):
             started = time.perf_counter()
             logger.start_epoch()

@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 import torch
 import torch.distributed as dist
@@ -15,6 +15,7 @@ import torchvision
 from torch import nn
 
 from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
+from fishbench.backends.pytorch.input.device_batches import Batch
 from fishbench.backends.pytorch.input.loaders import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
@@ -85,6 +86,8 @@ class TorchTrainer(Trainer):
             spec, batch_size=cfg.batch_size, bad_images=cfg.dataset.bad_images, seed=cfg.seed,
             rank=rank, world_size=world_size, device=self.device,
             memory_format=self.memory_format, bad_files=self.bad_files)
+        self._train_stream: Generator[Batch, None, None] | None = None
+        self._stream_epoch = 0  # the epoch of the stream's next batch
 
     def settings(self) -> dict[str, Any]:
         return {"decoder": self.spec.decoder, "num_workers": self.spec.num_workers,
@@ -154,14 +157,11 @@ class TorchTrainer(Trainer):
     def _train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
                      logger: StepLogger) -> float:
         self.train_model.train()
-        if self.train_loader.sampler is not None:
-            self.train_loader.sampler.set_epoch(epoch)
+        batches = self._train_batches(epoch)
         loss_sum = torch.zeros((), device=self.device)
         steps = self.steps_per_epoch
         first = time.perf_counter() if self.compiled and first_step == 0 else None
-        for i, (images, labels) in enumerate(self.train_loader):
-            if i == steps:
-                break
+        for i, (images, labels) in zip(range(steps), batches):  # range first: no batch more
             lr = schedule.lr(first_step + i)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -180,7 +180,26 @@ class TorchTrainer(Trainer):
             if logger.due(i):
                 synchronize(self.device)
             logger.step(epoch, i, first_step + i + 1, lr, loss)
+        if self._stream_epoch >= self.cfg.epochs:  # the stream's last batch taken
+            self.close()
         return float(self._all_reduce(loss_sum)) / (steps * self.world_size)
+
+    def _train_batches(self, epoch: int) -> Generator[Batch, None, None]:
+        """The run's one training stream (:meth:`DeviceBatches.stream`) at ``epoch``'s first
+        batch: opened at the first epoch trained (a resumed run's) for the epochs up to
+        ``cfg.epochs``, so that the input pipeline carries on across epochs; opened again only
+        for an epoch out of turn."""
+        if self._train_stream is None or epoch != self._stream_epoch:
+            self.close()
+            self._train_stream = self.train_loader.stream(
+                epoch, max(self.cfg.epochs, epoch + 1), self.steps_per_epoch)
+        self._stream_epoch = epoch + 1
+        return self._train_stream
+
+    def close(self) -> None:
+        if self._train_stream is not None:
+            self._train_stream.close()  # its threads stop, its workers shut down
+            self._train_stream = None
 
     @torch.no_grad()
     def evaluate(self) -> Accuracy:
