@@ -14,6 +14,7 @@ import torch.distributed as dist
 import torchvision
 from torch import nn
 
+from fishbench.backends.pytorch.compile_cache import GraphCacheCounts, use_compile_cache
 from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
 from fishbench.backends.pytorch.input.device_batches import Batch
 from fishbench.backends.pytorch.input.loaders import build_loaders
@@ -69,7 +70,11 @@ class TorchTrainer(Trainer):
                 self.model, device_ids=[self.device.index] if accel else None)
         self.compiled = (cfg.backend.compile if cfg.backend.compile is not None
                          else self.device.type == "cuda")
+        self.compile_cache: str | None = None  # the folder, when compiled
+        self.graph_cache: GraphCacheCounts | None = None  # its use by the first step
         if self.compiled:
+            self.compile_cache = use_compile_cache(cfg.backend.compile_cache)
+            self._graphs_before = GraphCacheCounts.now()
             self.train_model = torch.compile(self.train_model, mode=cfg.backend.compile_mode)
         self.optimizer = torch.optim.SGD(parameter_groups(self.model, cfg.weight_decay),
                                          lr=cfg.lr_init, momentum=cfg.momentum)
@@ -93,6 +98,9 @@ class TorchTrainer(Trainer):
         return {"decoder": self.spec.decoder, "num_workers": self.spec.num_workers,
                 "cpu_threads": torch.get_num_threads(),
                 "compile_mode": self.cfg.backend.compile_mode if self.compiled else None,
+                "compile_cache": self.compile_cache,
+                **({"compile_cache_hits": self.graph_cache.hits,
+                    "compile_cache_misses": self.graph_cache.misses} if self.graph_cache else {}),
                 "precision": self.precision,
                 "memory_format": ("channels_last" if self.memory_format == torch.channels_last
                                   else "contiguous")}
@@ -160,7 +168,7 @@ class TorchTrainer(Trainer):
         batches = self._train_batches(epoch)
         loss_sum = torch.zeros((), device=self.device)
         steps = self.steps_per_epoch
-        first = time.perf_counter() if self.compiled and first_step == 0 else None
+        first = time.perf_counter() if self.compiled and self.graph_cache is None else None
         for i, (images, labels) in zip(range(steps), batches):  # range first: no batch more
             lr = schedule.lr(first_step + i)
             for group in self.optimizer.param_groups:
@@ -175,7 +183,10 @@ class TorchTrainer(Trainer):
             loss_sum += loss
             if first is not None:  # the step timer leaves the warm-up steps out of ms_per_step
                 synchronize(self.device)
-                log.info("first step (torch.compile) took %.1f s", time.perf_counter() - first)
+                self.graph_cache = GraphCacheCounts.now() - self._graphs_before
+                log.info("first step (torch.compile) took %.1f s; compile cache %s: %d graph(s) "
+                         "loaded from it, %d compiled", time.perf_counter() - first,
+                         self.compile_cache, self.graph_cache.hits, self.graph_cache.misses)
                 first = None
             if logger.due(i):
                 synchronize(self.device)
