@@ -67,6 +67,10 @@ class Trainer(ABC):
         return the mean loss over all ranks. Call ``logger.step(...)`` after every step (it
         decides when to sync)."""
 
+    def close(self) -> None:
+        """Stop what training keeps running from epoch to epoch (input workers, threads); the
+        engine calls it however training ends. Training may start again afterwards."""
+
     @property
     @abstractmethod
     def val_steps(self) -> int:

@@ -42,11 +42,21 @@ def default_resize(image_size: int, resize_size: int, crop_size: int) -> int:
     return round(image_size * resize_size / crop_size)
 
 
+def sweep_folder(name: str) -> str | None:
+    """In a multirun's job, the absolute path of ``name`` in the sweep dir (a folder the sweep's
+    jobs share); None elsewhere."""
+    from fishbench.run.launch import current_sweep_dir
+
+    sweep_dir = current_sweep_dir()
+    return None if sweep_dir is None else str((sweep_dir / name).absolute())
+
+
 def register_resolvers() -> None:
     """Register the resolvers of ``conf/``: ``${fb_uid:}`` (run dir names), ``${fb_warmup:...}``
-    and ``${fb_resize:...}`` (defaults that follow ``epochs`` and ``dataset.image_size``)."""
+    and ``${fb_resize:...}`` (defaults that follow ``epochs`` and ``dataset.image_size``),
+    ``${fb_sweep_folder:...}`` (a folder a sweep's jobs share)."""
     for name, resolver in (("fb_uid", run_uid), ("fb_warmup", default_warmup),
-                           ("fb_resize", default_resize)):
+                           ("fb_resize", default_resize), ("fb_sweep_folder", sweep_folder)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 

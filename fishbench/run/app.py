@@ -195,7 +195,8 @@ def run(cfg: DictConfig, run_dir: Path, rank: int = 0, world_size: int = 1,
         mfu = utilisation(gflops, results.get("img_per_s", math.nan), trainer.accelerator,
                           trainer.precision, world_size) if config.task == "train" else None
         return {"images_skipped": trainer.images_skipped, **results,
-                "model_gflops_per_image": gflops, "mfu": mfu, "settings": settings}
+                "model_gflops_per_image": gflops, "mfu": mfu,
+                "settings": trainer.settings()}  # with what training found out (a cache hit)
 
     settings = trainer.settings()
     if settings:

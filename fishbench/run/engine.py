@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from typing import Any
 
 from fishbench.backends.base import Trainer
@@ -155,7 +155,8 @@ def fit(trainer: Trainer, recorder: RunRecorder | None, policy: CheckpointPolicy
     top1 = top5 = loss = float("nan")
     display = (LiveDisplay(cfg.epochs, steps, trainer.val_steps)
                if display_wanted(cfg.progress, trainer.rank) else None)
-    with StepLogger(cfg, recorder, global_batch, steps, progress, display) as logger:
+    with StepLogger(cfg, recorder, global_batch, steps, progress, display) as logger, \
+            closing(trainer):
         for epoch in range(progress.epoch, cfg.epochs):
             started = time.perf_counter()
             logger.start_epoch(epoch)

@@ -23,6 +23,7 @@ class PyTorchSection(BackendSection):
     channels_last: bool = True  # on GPU/NPU only
     compile: Optional[bool] = None  # None: on for training on a GPU, off elsewhere
     compile_mode: str = "default"  # torch.compile's mode (COMPILE_MODES)
+    compile_cache: Optional[str] = None  # torch.compile's cache folder; None: torch's default
 
     def check(self) -> None:
         check_choice("backend.compile_mode", self.compile_mode, COMPILE_MODES)

@@ -7,14 +7,16 @@ import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 import torch
 import torch.distributed as dist
 import torchvision
 from torch import nn
 
+from fishbench.backends.pytorch.compile_cache import GraphCacheCounts, use_compile_cache
 from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
+from fishbench.backends.pytorch.input.device_batches import Batch
 from fishbench.backends.pytorch.input.loaders import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
@@ -68,7 +70,11 @@ class TorchTrainer(Trainer):
                 self.model, device_ids=[self.device.index] if accel else None)
         self.compiled = (cfg.backend.compile if cfg.backend.compile is not None
                          else self.device.type == "cuda")
+        self.compile_cache: str | None = None  # the folder, when compiled
+        self.graph_cache: GraphCacheCounts | None = None  # its use by the first step
         if self.compiled:
+            self.compile_cache = use_compile_cache(cfg.backend.compile_cache)
+            self._graphs_before = GraphCacheCounts.now()
             self.train_model = torch.compile(self.train_model, mode=cfg.backend.compile_mode)
         self.optimizer = torch.optim.SGD(parameter_groups(self.model, cfg.weight_decay),
                                          lr=cfg.lr_init, momentum=cfg.momentum)
@@ -85,11 +91,16 @@ class TorchTrainer(Trainer):
             spec, batch_size=cfg.batch_size, bad_images=cfg.dataset.bad_images, seed=cfg.seed,
             rank=rank, world_size=world_size, device=self.device,
             memory_format=self.memory_format, bad_files=self.bad_files)
+        self._train_stream: Generator[Batch, None, None] | None = None
+        self._stream_epoch = 0  # the epoch of the stream's next batch
 
     def settings(self) -> dict[str, Any]:
         return {"decoder": self.spec.decoder, "num_workers": self.spec.num_workers,
                 "cpu_threads": torch.get_num_threads(),
                 "compile_mode": self.cfg.backend.compile_mode if self.compiled else None,
+                "compile_cache": self.compile_cache,
+                **({"compile_cache_hits": self.graph_cache.hits,
+                    "compile_cache_misses": self.graph_cache.misses} if self.graph_cache else {}),
                 "precision": self.precision,
                 "memory_format": ("channels_last" if self.memory_format == torch.channels_last
                                   else "contiguous")}
@@ -154,14 +165,11 @@ class TorchTrainer(Trainer):
     def _train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
                      logger: StepLogger) -> float:
         self.train_model.train()
-        if self.train_loader.sampler is not None:
-            self.train_loader.sampler.set_epoch(epoch)
+        batches = self._train_batches(epoch)
         loss_sum = torch.zeros((), device=self.device)
         steps = self.steps_per_epoch
-        first = time.perf_counter() if self.compiled and first_step == 0 else None
-        for i, (images, labels) in enumerate(self.train_loader):
-            if i == steps:
-                break
+        first = time.perf_counter() if self.compiled and self.graph_cache is None else None
+        for i, (images, labels) in zip(range(steps), batches):  # range first: no batch more
             lr = schedule.lr(first_step + i)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -175,16 +183,38 @@ class TorchTrainer(Trainer):
             loss_sum += loss
             if first is not None:  # the step timer leaves the warm-up steps out of ms_per_step
                 synchronize(self.device)
-                log.info("first step (torch.compile) took %.1f s", time.perf_counter() - first)
+                self.graph_cache = GraphCacheCounts.now() - self._graphs_before
+                log.info("first step (torch.compile) took %.1f s; compile cache %s: %d graph(s) "
+                         "loaded from it, %d compiled", time.perf_counter() - first,
+                         self.compile_cache, self.graph_cache.hits, self.graph_cache.misses)
                 first = None
             if logger.due(i):
                 synchronize(self.device)
             logger.step(epoch, i, first_step + i + 1, lr, loss)
+        if self._stream_epoch >= self.cfg.epochs:  # the stream's last batch taken
+            self.close()
         return float(self._all_reduce(loss_sum)) / (steps * self.world_size)
 
     @property
     def val_steps(self) -> int:
         return len(self.val_loader)
+
+    def _train_batches(self, epoch: int) -> Generator[Batch, None, None]:
+        """The run's one training stream (:meth:`DeviceBatches.stream`) at ``epoch``'s first
+        batch: opened at the first epoch trained (a resumed run's) for the epochs up to
+        ``cfg.epochs``, so that the input pipeline carries on across epochs; opened again only
+        for an epoch out of turn."""
+        if self._train_stream is None or epoch != self._stream_epoch:
+            self.close()
+            self._train_stream = self.train_loader.stream(
+                epoch, max(self.cfg.epochs, epoch + 1), self.steps_per_epoch)
+        self._stream_epoch = epoch + 1
+        return self._train_stream
+
+    def close(self) -> None:
+        if self._train_stream is not None:
+            self._train_stream.close()  # its threads stop, its workers shut down
+            self._train_stream = None
 
     @torch.no_grad()
     def evaluate(self, on_batch: Callable[[], None] | None = None) -> Accuracy:

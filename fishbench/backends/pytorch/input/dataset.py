@@ -28,25 +28,41 @@ class PlanDataset(Dataset):
 
 class EpochSampler(Sampler[tuple[int, int]]):
     """This rank's share of the index in the shared per-epoch order, as ``(epoch, position)``
-    (``set_epoch`` each epoch; the epoch travels with the key, so persistent workers see it)."""
+    keys (the epoch travels with the key, so workers see it). One epoch (``set_epoch``), or
+    several one after another (``set_epochs``): one iteration then spans the run's epochs, so
+    that the workers carry on across their boundaries."""
 
     def __init__(self, index: DatasetIndex, seed: int, rank: int, world_size: int,
                  shuffle: bool) -> None:
         self.index, self.seed, self.rank, self.world_size = index, seed, rank, world_size
         self.shuffle = shuffle
-        self.epoch = 0
+        self.epochs = range(1)
+        self.keys_per_epoch: int | None = None
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.set_epochs(epoch, epoch + 1)
 
-    def _order(self) -> np.ndarray:
-        return self.index.epoch_order(self.epoch, self.seed, self.rank, self.world_size, self.shuffle)
+    def set_epochs(self, first: int, end: int, keys_per_epoch: int | None = None) -> None:
+        """Epochs ``first`` to ``end - 1``, each cut to its first ``keys_per_epoch`` keys."""
+        self.epochs, self.keys_per_epoch = range(first, end), keys_per_epoch
+
+    @property
+    def epoch_size(self) -> int:
+        """Keys of one whole epoch (the same in every epoch)."""
+        return len(self._whole(0))
+
+    def _whole(self, epoch: int) -> np.ndarray:
+        return self.index.epoch_order(epoch, self.seed, self.rank, self.world_size, self.shuffle)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return self._whole(epoch)[:self.keys_per_epoch]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter([(self.epoch, p) for p in self._order().tolist()])
+        for epoch in self.epochs:
+            yield from ((epoch, p) for p in self._order(epoch).tolist())
 
     def __len__(self) -> int:
-        return len(self._order())
+        return len(self.epochs) * len(self._order(0))
 
 
 def batches(loader: Iterable) -> Iterator:

@@ -6,7 +6,7 @@ so that the decode of one batch, the float work of the next and the training ste
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import torch
@@ -43,7 +43,8 @@ class DeviceBatches:
     Two steps per batch: :meth:`upload` (copies, nvjpeg decode) and :meth:`finish` (crops,
     float stage), after which the batch's slot goes back to its worker (``slots``). On CUDA each
     step runs in a :class:`Prefetcher` thread. Counts the unreadable files met in ``bad_files``
-    (shared by train and val). ``sampler`` is the loader's (``set_epoch`` each epoch).
+    (shared by train and val). ``sampler`` is the loader's: one epoch (``set_epoch``) per
+    iteration, or the run's training epochs in one (:meth:`stream`).
     """
 
     def __init__(self, loader: DataLoader, stage: FloatStage, device: torch.device,
@@ -54,7 +55,16 @@ class DeviceBatches:
         self.index = loader.dataset.source.index  # type: ignore[attr-defined]
 
     def __len__(self) -> int:
-        return len(self.loader)
+        """Batches of one whole epoch."""
+        n, size = self.sampler.epoch_size, self.loader.batch_size
+        return n // size if self.loader.drop_last else -(-n // size)
+
+    def stream(self, first: int, end: int, steps: int) -> Generator[Batch, None, None]:
+        """The batches of epochs ``first`` to ``end - 1`` as one iteration, the first ``steps``
+        of each: the workers, decoders and prefetch threads carry on across the epochs'
+        boundaries. ``close()`` it to stop them before its end."""
+        self.sampler.set_epochs(first, end, steps * self.loader.batch_size)
+        return iter(self)
 
     def upload(self, batch: HostBatch) -> tuple[Uploaded, list[torch.Tensor]]:
         self.bad_files.add(self.index, batch.files, batch.skipped, batch.labels.numpy())
@@ -72,16 +82,22 @@ class DeviceBatches:
         self.slots.release(up.host.slot, up.host.storage)
         return batch, list(batch)
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Generator[Batch, None, None]:
+        """One iteration of the loader (the sampler's epochs); however it ends, its threads
+        stop and its workers (unless persistent) shut down."""
         self.slots.reset()
-        if self.device.type != "cuda":
-            for batch in batches(self.loader):
-                yield self.finish(self.upload(batch)[0])[0]
-            return
-        uploads = Prefetcher(self.upload, batches(self.loader), self.device)
-        ready = Prefetcher(self.finish, uploads, self.device)
+        host = batches(self.loader)
         try:
-            yield from ready
+            if self.device.type != "cuda":
+                for batch in host:
+                    yield self.finish(self.upload(batch)[0])[0]
+                return
+            uploads = Prefetcher(self.upload, host, self.device)
+            ready = Prefetcher(self.finish, uploads, self.device)
+            try:
+                yield from ready
+            finally:
+                ready.stop()
+                uploads.stop()
         finally:
-            ready.stop()
-            uploads.stop()
+            host.close()  # drops the loader's iterator: its workers shut down

@@ -5,8 +5,9 @@ split (:mod:`fishbench.data.synthetic`, on the device once)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from functools import partial
+from itertools import islice
 
 import torch
 from torch.utils.data import DataLoader
@@ -46,6 +47,11 @@ class SyntheticBatches:
     def __iter__(self) -> Iterator[Batch]:
         return self.split.replay(self.pool)
 
+    def stream(self, first: int, end: int, steps: int) -> Generator[Batch, None, None]:
+        """Epochs ``first`` to ``end - 1``, the first ``steps`` batches of each, in turn."""
+        for _ in range(first, end):
+            yield from islice(iter(self), steps)
+
 
 def build_loaders(spec: DataSpec, *, batch_size: int, bad_images: str, seed: int, rank: int,
                   world_size: int, device: torch.device, memory_format: torch.memory_format,
@@ -68,11 +74,13 @@ def build_loaders(spec: DataSpec, *, batch_size: int, bad_images: str, seed: int
         # a worker's batches in use at once: those it works ahead, then after the DataLoader
         # hands one over, one in each step and those queued between them
         slots = WorkerSlots(workers, PREFETCH_FACTOR + 2 + Prefetcher.depth)
+        # train: one iteration for the run's epochs (DeviceBatches.stream), whose workers shut
+        # down with it; val: an iteration per evaluation, from workers kept in between
         loader = DataLoader(PlanDataset(source), batch_size=batch_size,
                             sampler=EpochSampler(index, seed, rank, world_size, shuffle),
                             num_workers=workers, collate_fn=partial(collate, slots=slots),
                             pin_memory=device.type == "cuda", drop_last=shuffle,
-                            persistent_workers=workers > 0,
+                            persistent_workers=workers > 0 and not shuffle,
                             prefetch_factor=PREFETCH_FACTOR if workers > 0 else None)
         t = spec.train_transform if shuffle else spec.eval_transform
         stage = FloatStage(t.mean, t.std, device, memory_format,

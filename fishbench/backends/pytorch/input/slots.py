@@ -12,9 +12,10 @@ A slot is busy from the worker's :meth:`WorkerSlots.take` until the main process
 :meth:`WorkerSlots.release` (one flag per slot in shared memory, behind a lock, which orders the
 flag after the memory it guards on any CPU). A worker takes its smallest free slot that fits,
 grows a free one that is too small, and, when all its slots are busy, a fresh segment (the slot
-``-1``, freed as before). :meth:`WorkerSlots.reset` frees every slot at the start of an epoch's
-iteration, once the last one's batches can no longer be read (the DataLoader drops what its
-workers still deliver for an old iteration).
+``-1``, freed as before). :meth:`WorkerSlots.reset` frees every slot at the start of a loader's
+iteration (one per evaluation; one for all of a run's training epochs), once the last one's batches
+can no longer be read (its workers shut down, or, persistent, the DataLoader drops what they still
+deliver for an old iteration).
 """
 
 from __future__ import annotations
