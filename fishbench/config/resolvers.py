@@ -9,6 +9,8 @@ from functools import lru_cache
 
 from omegaconf import OmegaConf
 
+from fishbench.sweeps.slurm import slurm_cpus, slurm_gpus
+
 log = logging.getLogger("fishbench")
 
 
@@ -43,10 +45,14 @@ def default_resize(image_size: int, resize_size: int, crop_size: int) -> int:
 
 
 def register_resolvers() -> None:
-    """Register the resolvers of ``conf/``: ``${fb_uid:}`` (run dir names), ``${fb_warmup:...}``
-    and ``${fb_resize:...}`` (defaults that follow ``epochs`` and ``dataset.image_size``)."""
-    for name, resolver in (("fb_uid", run_uid), ("fb_warmup", default_warmup),
-                           ("fb_resize", default_resize)):
+    """Register the resolvers of ``conf/``: ``${fb_uid:}`` (run dir names; cached in the config,
+    so a job that a launcher unpickles elsewhere names the same dirs), ``${fb_warmup:...}`` and
+    ``${fb_resize:...}`` (defaults that follow ``epochs`` and ``dataset.image_size``), and
+    ``${fb_slurm_gpus:...}``, ``${fb_slurm_cpus:...}`` (what a Slurm job asks for)."""
+    if not OmegaConf.has_resolver("fb_uid"):
+        OmegaConf.register_new_resolver("fb_uid", run_uid, use_cache=True)
+    for name, resolver in (("fb_warmup", default_warmup), ("fb_resize", default_resize),
+                           ("fb_slurm_gpus", slurm_gpus), ("fb_slurm_cpus", slurm_cpus)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 
