@@ -49,10 +49,10 @@ def _raise_interrupt(signum: int, _frame: Any) -> None:
     raise RunInterrupted(signum)
 
 
-def record_requeue_limit(run_dir: Path, err: RequeueLimit) -> None:
-    """Say in the run's ``metrics.json`` (left ``interrupted`` by the signal) why it stays so."""
+def record_why(run_dir: Path, message: str) -> None:
+    """Say in the run's ``metrics.json`` (left ``interrupted`` by the signal) what happens next."""
     if (run_dir / METRICS_FILE).is_file():
-        write_metrics(run_dir, {**read_metrics(run_dir), "error": str(err)})
+        write_metrics(run_dir, {**read_metrics(run_dir), "error": message})
 
 
 if SlurmLauncher is not None:
@@ -116,12 +116,14 @@ if SlurmLauncher is not None:
                 check_requeue(restarts, int(self.params["max_num_timeout"]), run_dir, sweep_dir)
             except RequeueLimit as err:
                 log.error("%s", err)
-                record_requeue_limit(run_dir, err)
+                record_why(run_dir, str(err))
                 return
             job = JobEnvironment()
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what Slurm sends as it requeues
-            log.warning("requeueing Slurm job %s (requeue %d of at most %s); it continues %s "
-                        "from its last checkpoint", job.job_id, restarts + 1,
-                        self.params["max_num_timeout"], run_dir)
+            message = (f"requeueing Slurm job {job.job_id} (requeue {restarts + 1} of at most "
+                       f"{self.params['max_num_timeout']}): it continues {run_dir} from its last "
+                       f"checkpoint by itself")
+            log.warning("%s", message)
+            record_why(run_dir, f"The run was stopped by Slurm's signal; {message}.")
             job._requeue(int(self.params["max_num_timeout"]) - restarts - 1)
             sys.exit(0)
