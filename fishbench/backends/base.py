@@ -137,7 +137,7 @@ class Backend(ABC):
     @abstractmethod
     def launch_workers(self, world: WorldConfig, port: int, run_dir: Path) -> None:
         """Start this node's ``world.nproc_per_node`` workers (each runs ``python -m
-        fishbench.run.worker RUN_DIR``) with the framework's launcher, and wait for them."""
+        fishbench.run.worker RUN_DIR NODE_RANK``) with the framework's launcher, and wait for them."""
 
     @abstractmethod
     def join_workers(self, cfg: Any) -> tuple[int, int, int]:

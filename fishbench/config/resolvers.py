@@ -9,6 +9,8 @@ from functools import lru_cache
 
 from omegaconf import OmegaConf
 
+from fishbench.sweeps.slurm import slurm_cpus, slurm_gpus
+
 log = logging.getLogger("fishbench")
 
 
@@ -36,6 +38,12 @@ def _log_shortened_warmup(warmup_epochs: int, epochs: int, fitted: int) -> None:
              "(set warmup_epochs=N to choose)", epochs, warmup_epochs, fitted)
 
 
+def node_suffix(node_rank: int) -> str:
+    """What the files of node ``node_rank`` in a run dir shared by several nodes add to their
+    names (``.hydra.node1/``, ``run.node1.log``): nothing on node 0, whose are the run's."""
+    return f".node{node_rank}" if int(node_rank) else ""
+
+
 def default_resize(image_size: int, resize_size: int, crop_size: int) -> int:
     """The resize side before the centre crop, ``resize_size / crop_size`` of ``image_size``
     (ImageNet's 256 for 224), so ``dataset.image_size=N`` alone gives a valid pair."""
@@ -52,11 +60,17 @@ def sweep_folder(name: str) -> str | None:
 
 
 def register_resolvers() -> None:
-    """Register the resolvers of ``conf/``: ``${fb_uid:}`` (run dir names), ``${fb_warmup:...}``
-    and ``${fb_resize:...}`` (defaults that follow ``epochs`` and ``dataset.image_size``),
-    ``${fb_sweep_folder:...}`` (a folder a sweep's jobs share)."""
-    for name, resolver in (("fb_uid", run_uid), ("fb_warmup", default_warmup),
-                           ("fb_resize", default_resize), ("fb_sweep_folder", sweep_folder)):
+    """Register the resolvers of ``conf/``: ``${fb_uid:}`` (run dir names; cached in the config,
+    so a job that a launcher unpickles elsewhere names the same dirs), ``${fb_warmup:...}`` and
+    ``${fb_resize:...}`` (defaults that follow ``epochs`` and ``dataset.image_size``),
+    ``${fb_sweep_folder:...}`` (a folder a sweep's jobs share), ``${fb_slurm_gpus:...}``,
+    ``${fb_slurm_cpus:...}`` (what a Slurm job asks for) and ``${fb_node_suffix:...}`` (the names
+    of a node's own files in the run dir)."""
+    if not OmegaConf.has_resolver("fb_uid"):
+        OmegaConf.register_new_resolver("fb_uid", run_uid, use_cache=True)
+    for name, resolver in (("fb_warmup", default_warmup), ("fb_resize", default_resize),
+                           ("fb_sweep_folder", sweep_folder), ("fb_slurm_gpus", slurm_gpus),
+                           ("fb_slurm_cpus", slurm_cpus), ("fb_node_suffix", node_suffix)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 

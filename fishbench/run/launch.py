@@ -16,21 +16,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from fishbench.run.checkpoints import CHECKPOINT_DIR
 from fishbench.config import RunConfig, WorldConfig
+from fishbench.config.resolvers import node_suffix
 from fishbench.backends import get_backend
 from fishbench.errors import FishbenchError
 from fishbench.run.records import HYDRA_DIR
 
 log = logging.getLogger("fishbench")
-WORKER_CONFIG = "worker_config.yaml"  # inside the run's .hydra/ dir
-WORKER_MODULE = "fishbench.run.worker"  # what each worker runs: python -m WORKER_MODULE RUN_DIR
+WORKER_CONFIG = "worker_config.yaml"  # inside the node's Hydra dir (.hydra/ on node 0)
+WORKER_MODULE = "fishbench.run.worker"  # each worker runs: python -m WORKER_MODULE RUN_DIR NODE_RANK
 
 
 class LaunchError(FishbenchError):
     """The workers could not be started, could not meet, or one of them died."""
 
 
-def worker_config_path(run_dir: Path) -> Path:
-    return Path(run_dir) / HYDRA_DIR / WORKER_CONFIG
+def worker_config_path(run_dir: Path, node_rank: int) -> Path:
+    """The resolved config that node ``node_rank``'s workers load: each node writes its own, so
+    nodes sharing the run dir never overwrite each other's."""
+    return Path(run_dir) / f"{HYDRA_DIR}{node_suffix(node_rank)}" / WORKER_CONFIG
 
 
 def master_port(world: WorldConfig) -> int:
@@ -69,7 +72,7 @@ def current_sweep_dir() -> Path | None:
 
 def launch(config: RunConfig, cfg: DictConfig, run_dir: Path) -> None:
     """Run ``world.nproc_per_node`` workers of this node and wait for them."""
-    path = worker_config_path(run_dir)
+    path = worker_config_path(run_dir, config.world.node_rank)
     path.parent.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, path, resolve=True)
     port = master_port(config.world)

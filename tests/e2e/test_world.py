@@ -144,24 +144,6 @@ def test_a_slurm_task_per_device_becomes_that_worker(monkeypatch: pytest.MonkeyP
         slurm_worker_env(WorldConfig(nproc_per_node=8, nnodes=1))
 
 
-def test_slurm_launcher_asks_for_one_task_per_device() -> None:
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
-                        reason="needs the slurm extra (hydra-submitit-launcher)")
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from fishbench.config import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["hydra/launcher=slurm", "experiment=resnet50_8dev",
-                                           "dataset.root=/d", "world.nnodes=2"],
-                      return_hydra_config=True)
-    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    assert launcher["_target_"].endswith("SlurmLauncher")
-    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (2, 8, 8)
-
-
 def test_mindspore_world_2_through_msrun(tmp_path: Path, fishbench_cache: Path) -> None:
     """Data-parallel MindSpore on the CPU: msrun starts 2 workers, each takes half the epoch, and
     the reduced metrics equal a single-process evaluation of the saved checkpoint."""

@@ -23,7 +23,8 @@ def msrun_launch_workers(world: WorldConfig, port: int, run_dir: Path) -> None:
     cmd = [msrun, f"--worker_num={world.size}", f"--local_worker_num={world.nproc_per_node}",
            f"--master_addr={world.master_addr}", f"--master_port={port}",
            f"--node_rank={world.node_rank}", f"--log_dir={run_dir / 'msrun_logs'}",
-           "--join=True", f"--cluster_time_out={world.timeout_s}", str(worker), str(run_dir)]
+           "--join=True", f"--cluster_time_out={world.timeout_s}", str(worker), str(run_dir),
+           str(world.node_rank)]
     quiet = {"GLOG_v": os.environ.get("GLOG_v", "2")}  # MindSpore's own INFO lines off
     proc = subprocess.Popen(cmd, env={**os.environ, **quiet})
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import os
 import sys
-import uuid
 from pathlib import Path
 
 from fishbench.config import RunConfig, WorldConfig
@@ -25,11 +24,12 @@ def elastic_launch_workers(world: WorldConfig, port: int, run_dir: Path) -> None
     endpoint = f"{world.master_addr}:{port}"
     launch_config = LaunchConfig(
         min_nodes=world.nnodes, max_nodes=world.nnodes, nproc_per_node=world.nproc_per_node,
-        run_id=uuid.uuid4().hex, rdzv_backend="static", rdzv_endpoint=endpoint,
+        run_id=rendezvous_id(endpoint), rdzv_backend="static", rdzv_endpoint=endpoint,
         rdzv_configs={"rank": world.node_rank, "timeout": world.timeout_s}, max_restarts=0,
         monitor_interval=1, start_method="spawn")
     try:
-        elastic_launch(launch_config, sys.executable)("-m", WORKER_MODULE, str(run_dir))
+        elastic_launch(launch_config, sys.executable)("-m", WORKER_MODULE, str(run_dir),
+                                                     str(world.node_rank))
     except SignalException as err:  # the agent has passed the signal on to the workers
         raise RunInterrupted(int(err.sigval)) from None
     except ChildFailedError as err:
@@ -45,6 +45,12 @@ def elastic_launch_workers(world: WorldConfig, port: int, run_dir: Path) -> None
             f"node 0 with the same world.master_addr/world.master_port, check that this host "
             "can reach that address and port, or raise world.timeout_s."
         ) from None
+
+
+def rendezvous_id(endpoint: str) -> str:
+    """The rendezvous id every node's agent derives alike from the master's address and port
+    (the agents' keys in the master's store carry it: a per-node id and they never meet)."""
+    return f"fishbench-{endpoint}"
 
 
 def join_process_group(cfg: RunConfig) -> tuple[int, int, int]:
