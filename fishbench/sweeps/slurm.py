@@ -88,7 +88,7 @@ def check_requeue(restarts: int, limit: int, run_dir: Path, sweep_dir: Path) -> 
         raise RequeueLimit(
             f"The Slurm job of {run_dir} was signalled before its time limit or pre-emption "
             f"again after {restarts} requeue(s), the most hydra.launcher.max_num_timeout={limit} "
-            f"allows, so it was not requeued; its last checkpoint is kept. Raise "
+            f"allows, so it was not requeued; the checkpoints of its finished epochs are kept. Raise "
             f"hydra.launcher.timeout_min or hydra.launcher.max_num_timeout, then continue with "
             f"`fishbench resume {sweep_dir}`.")
 
