@@ -25,6 +25,7 @@ import logging
 import os
 import platform
 import time
+from contextlib import closing
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -93,23 +94,23 @@ def run_config(args, model: str, decoder: str | None, share: float | None = None
 
 
 class WaitedBatches:
-    """A trainer's batches as it iterates them, adding up the seconds it waited for each;
-    ``delivered`` is when it got the last one."""
+    """A trainer's batches as it takes them from its stream, adding up the seconds it waited
+    for each; ``delivered`` is when it got the last one."""
 
     def __init__(self, batches) -> None:
-        self.batches, self.sampler, self.seconds = batches, batches.sampler, 0.0
-        self.delivered = 0.0
+        self.batches, self.seconds, self.delivered = batches, 0.0, 0.0
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __iter__(self):
-        start = time.perf_counter()
-        for batch in self.batches:
-            self.delivered = time.perf_counter()
-            self.seconds += self.delivered - start
-            yield batch
+    def stream(self, first: int, end: int, steps: int):
+        with closing(self.batches.stream(first, end, steps)) as batches:
             start = time.perf_counter()
+            for batch in batches:
+                self.delivered = time.perf_counter()
+                self.seconds += self.delivered - start
+                yield batch
+                start = time.perf_counter()
 
 
 class TimedLogger(StepLogger):

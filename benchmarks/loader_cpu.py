@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from itertools import islice
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -52,10 +53,10 @@ def main() -> None:
         train, _ = build_loaders(spec, batch_size=args.batch, bad_images="skip", seed=cfg.seed,
                                  rank=0, world_size=1, device=torch.device("cpu"),
                                  memory_format=torch.contiguous_format, bad_files=BadFiles())
+        stream = train.stream(0, args.epochs, len(train))  # as the trainer takes them
 
         def epoch(e: int):
-            train.sampler.set_epoch(e)
-            return iter(train)
+            return islice(stream, len(train))
     else:
         from fishbench.backends.mindspore.device import configure
         from fishbench.backends.mindspore.input.loader import build_batches
