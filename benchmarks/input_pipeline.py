@@ -85,6 +85,7 @@ def run_config(args, model: str, decoder: str | None, share: float | None = None
                    "num_workers": args.workers}
         if share is not None:
             dataset["gpu_decode_share"] = share
+    dataset["image_size"] = args.image_size
     return validate(OmegaConf.create({
         "model": {"name": model}, "device": {"name": "gpu" if CUDA else "cpu"},
         "backend": {"compile": CUDA, "compile_mode": mode},
@@ -320,7 +321,7 @@ def bare_loop(args, model: str, mode: str) -> float:
     step_net = torch.compile(net, mode=mode) if CUDA else net
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    images = torch.randn(args.batch, 3, 224, 224, device=device).contiguous(
+    images = torch.randn(args.batch, 3, args.image_size, args.image_size, device=device).contiguous(
         memory_format=torch.channels_last)
     labels = torch.randint(0, 1000, (args.batch,), device=device)
     start = 0.0
@@ -477,6 +478,8 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=640)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--image-size", type=int, default=224,
+                        help="the crop's side (smaller for a quick dry run of the table)")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--models", nargs="+", default=["resnet50", "fishnet99"])
@@ -565,7 +568,7 @@ def main() -> None:
                 emit(f"| trainer, synthetic, {label} | {model} | {synthetic:,.0f} | "
                      f"{synthetic / bare:.2f} | 1.00 | {base.cells()}")
                 pace = load_beside.Pace(args.root, args.decoders[0], args.device_shares[0],
-                                        args.batch, args.workers, synthetic)
+                                        args.batch, args.workers, args.image_size, synthetic)
                 for load in args.beside:
                     with load_beside.load_beside(load, args.beside_processes, pace) as beside:
                         run = train(args, model, None, mode)

@@ -48,13 +48,15 @@ STARTUP_SECONDS = 300  # a paced load's first batch (workers, a compile) must co
 @dataclass
 class Pace:
     """What a paced load reads and how fast: the benchmark's tree, decoder and nvjpeg share,
-    batch size and workers, and the img/s to pace to (the trainer's on synthetic input)."""
+    batch size, workers and crop side, and the img/s to pace to (the trainer's on synthetic
+    input)."""
 
     root: Path
     decoder: str
     share: float
     batch: int
     workers: str | int
+    image_size: int
     rate: float
 
     @property
@@ -64,7 +66,7 @@ class Pace:
     def argv(self) -> list[str]:
         return ["--root", str(self.root), "--decoder", self.decoder, "--share", str(self.share),
                 "--batch", str(self.batch), "--workers", str(self.workers),
-                "--rate", str(self.rate)]
+                "--image-size", str(self.image_size), "--rate", str(self.rate)]
 
 
 @dataclass
@@ -180,7 +182,7 @@ def loader_batches(pace: Pace) -> Iterator[object]:
     from input_pipeline import train_split
 
     args = argparse.Namespace(root=pace.root, batch=pace.batch, workers=pace.workers,
-                              warmup=1, steps=1)  # the loader uses neither
+                              image_size=pace.image_size, warmup=1, steps=1)  # the loader uses neither
     train, _ = train_split(args, pace.decoder, pace.share)
     for epoch in itertools.count():
         train.sampler.set_epoch(epoch)
@@ -211,6 +213,7 @@ def main() -> None:
     parser.add_argument("--share", type=float, required=True)
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--workers", required=True)
+    parser.add_argument("--image-size", type=int, required=True)
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args()
@@ -220,7 +223,8 @@ def main() -> None:
         # 23 measured it.
         torch.set_num_threads(1)
     workers = args.workers if args.workers == "auto" else int(args.workers)
-    pace = Pace(args.root, args.decoder, args.share, args.batch, workers, args.rate)
+    pace = Pace(args.root, args.decoder, args.share, args.batch, workers, args.image_size,
+                args.rate)
     batches = loader_batches(pace) if args.load == "pipeline" else nvjpeg_batches(pace)
     take_paced(batches, args.batch, args.rate, args.report)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import DictConfig
 
 # The Triton kernels (the gpu engine's crop-resize, the float stage on CUDA) run in Triton's
 # interpreter on CPU tensors where there is no CUDA; Triton reads this when a module defines them.
@@ -31,6 +32,17 @@ def fishbench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
+    """One real `python run.py epochs=1`, capped at 3 steps of 16 (FishNet99 on digits, the
+    default warm-up shortened to none), that tests read and never change: one that resumes or
+    extends it works on a copy."""
+    run_dir = tmp_path_factory.mktemp("tiny") / "run"
+    run_cli(["epochs=1", "batch_size=16", "max_steps_per_epoch=3", "log_every_n_steps=1",
+             f"hydra.run.dir={run_dir}"])
+    return run_dir
+
+
 def run_cli(args: list[str], cwd: Path = REPO, check: bool = True,
             timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python run.py ARGS` for real; the caller passes hydra.run.dir or hydra.sweep.dir."""
@@ -42,8 +54,27 @@ def run_cli(args: list[str], cwd: Path = REPO, check: bool = True,
     return proc
 
 
+def fishbench_cli(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `fishbench ARGS` for real, with this checkout's code (the installed script may not be)."""
+    return subprocess.run([sys.executable, "-c", "import sys; from fishbench.cli import main; "
+                           "sys.exit(main())", *args], cwd=REPO, text=True, capture_output=True,
+                          timeout=timeout, env=os.environ.copy())
+
+
 def metrics_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def compose_config(*overrides: str, hydra: bool = False) -> DictConfig:
+    """The config `python run.py OVERRIDES` composes (and its ``hydra`` node when asked), before
+    validation; ``validate()`` of it is the typed config a run gets."""
+    from hydra import compose, initialize_config_dir
+
+    from fishbench.config import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
 
 
 @pytest.fixture(scope="module")

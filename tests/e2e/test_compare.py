@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 import yaml
 
+from conftest import fishbench_cli
 from fishbench.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -51,25 +47,14 @@ def finished(top1: float, ms_per_step: float, **info) -> dict:
             "status": "completed"}
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real tiny PyTorch training on digits."""
-    run_dir = tmp_path_factory.mktemp("real") / "pytorch_cpu"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # see tests/e2e/test_sweep.py: run_py
-    proc = subprocess.run([sys.executable, str(REPO / "run.py"), *TINY, f"hydra.run.dir={run_dir}"],
-                          cwd=REPO, env=env, text=True, capture_output=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
-
-
 @pytest.fixture
-def runs(real_run: Path, tmp_path: Path) -> dict[str, Path]:
+def runs(tiny_run: Path, tmp_path: Path) -> dict[str, Path]:
     """The real run, and beside it hand-written runs with the real run's config, changed."""
-    config = yaml.safe_load((real_run / ".hydra" / "config.yaml").read_text())
+    config = yaml.safe_load((tiny_run / ".hydra" / "config.yaml").read_text())
     mindspore = {**config, "backend": {"name": "mindspore", "mode": None, "amp_level": "auto"},
                  "device": {"name": "gpu", "id": 0}}
     return {
-        "pytorch_cpu": shutil.copytree(real_run, tmp_path / "pytorch_cpu",
+        "pytorch_cpu": shutil.copytree(tiny_run, tmp_path / "pytorch_cpu",
                                        ignore=shutil.ignore_patterns("checkpoints")),
         "mindspore_gpu": write_run(tmp_path / "mindspore_gpu", mindspore,
                                    finished(95.5, 20.0, backend="mindspore", device="gpu"),
@@ -194,14 +179,11 @@ def test_csv_markdown_and_png_outputs(runs, sweep, tmp_path, capsys) -> None:
 
 
 def test_a_path_that_holds_no_run_is_a_clear_error(tmp_path: Path) -> None:
-    exe = shutil.which("fishbench")
-    if exe is None:
-        pytest.skip(reason="the console script is not installed (pip install -e .)")
     (tmp_path / "empty").mkdir()
     messages = {}
     for name in ("missing", "empty"):
         path = tmp_path / name
-        proc = subprocess.run([exe, "compare", str(path)], text=True, capture_output=True)
+        proc = fishbench_cli(["compare", str(path)])
         assert proc.returncode == 2 and proc.stdout == ""
         messages[name] = proc.stderr.strip()
         assert messages[name].startswith(f"fishbench compare: error: '{path}' is neither a run dir")

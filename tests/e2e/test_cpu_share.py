@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from conftest import run_cli
-from fishbench.run.cores import cpu_threads, usable_cores
+from fishbench.run.cores import usable_cores
 
 JOB = ["dataset=synthetic", "dataset.num_classes=4", "dataset.image_size=32",
        "dataset.train_samples=16", "dataset.val_samples=8", "batch_size=8", "epochs=1",
@@ -23,9 +23,3 @@ def test_joblib_jobs_running_at_once_share_the_cores(tmp_path: Path) -> None:
     run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
              f"hydra.sweep.dir={tmp_path}", "seed=1,2", *JOB])
     assert job_threads(tmp_path) == [max(usable_cores() // 2, 1)] * 2
-
-
-def test_a_process_alone_gets_every_core_and_a_number_wins() -> None:
-    assert cpu_threads("auto", 1) == usable_cores()  # no multirun here: one job at a time
-    assert cpu_threads("auto", 2) == max(usable_cores() // 2, 1)
-    assert cpu_threads(3, 1) == 3

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IMAGENET_SAMPLE, REPO, TINY, metrics_of, run_cli
-from tests.helpers.image_trees import imagenet_tree, small_tree
+from conftest import REPO, TINY, metrics_of, run_cli
+from tests.helpers.image_trees import imagenet_tree, jpeg_tree, small_tree
+from tests.helpers.run_if import RunIf
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +21,6 @@ def default_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path)
     """`python run.py` exactly as the README's first command runs it."""
     run_dir = tmp_path_factory.mktemp("default")
     run_cli([f"hydra.run.dir={run_dir}"])
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
-    run_dir = tmp_path_factory.mktemp("tiny")
-    run_cli([*TINY, f"hydra.run.dir={run_dir}"])
     return run_dir
 
 
@@ -107,7 +101,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_run: Path, tmp_p
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["meta"]["epoch"] == 1
 
 
-@pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="../shared/data/imagenet-sample is absent")
+@RunIf(imagenet_sample=True)
 def test_imagenet_layout_trains_on_real_jpegs(tmp_path: Path) -> None:
     root = imagenet_tree(tmp_path / "imagenet", "ILSVRC2012_train", "ILSVRC2012_val")
     run_dir = tmp_path / "run"
@@ -116,6 +110,30 @@ def test_imagenet_layout_trains_on_real_jpegs(tmp_path: Path) -> None:
              "warmup_epochs=0", f"hydra.run.dir={run_dir}"])
     m = metrics_of(run_dir)
     assert m["status"] == "completed" and m["steps"] == 2 and m["top5"] >= m["top1"] >= 0
+
+
+def test_images_skipped_counts_each_bad_file_once_per_run(tmp_path: Path, fishbench_cache) -> None:
+    root = jpeg_tree(tmp_path / "data", classes=2, per_class=4)
+    (root / "train" / "c0" / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (root / "val" / "c1" / "bad.jpg").write_bytes(b"")
+    (root / "val" / "c1" / "bad.png").write_bytes(b"\x89PNG truncated")
+    run_dir = tmp_path / "run"
+    run_cli(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
+             "dataset.resize_size=40", "dataset.num_workers=0", "model=resnet50", "epochs=2",
+             "batch_size=3", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0", "T_max=2",
+             f"hydra.run.dir={run_dir}"])
+    m = metrics_of(run_dir)
+    # Counted once per run, train and val: 3 files (counting per train epoch would give 2).
+    assert m["status"] == "completed" and m["images_skipped"] == 3
+    # ResNet50's 8.18 GFLOPs at 224x224, scaled to 32x32.
+    assert m["model_gflops_per_image"] == pytest.approx(8.178 * (32 / 224) ** 2, rel=0.02)
+    assert m["mfu"] is None  # no peak for a CPU
+
+
+def test_epochs_1_runs_with_the_default_warmup_shortened(tiny_run: Path) -> None:
+    metrics = metrics_of(tiny_run)
+    assert metrics["status"] == "completed" and metrics["epochs"] == 1 and metrics["steps"] == 3
+    assert "the default warm-up of 1 epoch(s) is shortened to 0" in (tiny_run / "run.log").read_text()
 
 
 def expect_failure(args: list[str], run_dir: Path, *phrases: str) -> dict:
@@ -156,32 +174,13 @@ def test_error_too_few_images_for_one_batch(tmp_path: Path) -> None:
                    "batch_size=16")
 
 
-def test_unreadable_image_with_bad_images_skip_is_counted(tmp_path: Path) -> None:
-    root = small_tree(tmp_path / "data", classes=2, n=8)
-    (root / "train" / "class0" / "0.png").write_bytes(b"broken")
-    run_cli(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
-             "dataset.resize_size=32", "dataset.bad_images=skip", "dataset.num_workers=0",
-             "epochs=1", "batch_size=16",
-             "warmup_epochs=0", f"hydra.run.dir={tmp_path / 'r'}"])
-    m = metrics_of(tmp_path / "r")
-    assert m["status"] == "completed" and m["images_skipped"] == 1
-
-
+@RunIf(cuda=False)
 def test_error_gpu_without_cuda(tmp_path: Path) -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip(reason="this host has a CUDA GPU")
     expect_failure(["device=gpu"], tmp_path / "r", "device=gpu", "no CUDA GPU")
 
 
+@RunIf(torch_npu=False)
 def test_error_ascend_without_torch_npu(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    try:
-        import torch_npu  # noqa: F401
-        pytest.skip(reason="torch_npu is installed here")
-    except ImportError:
-        pass
     expect_failure(["device=ascend"], tmp_path / "r", "torch_npu", "CANN")
 
 

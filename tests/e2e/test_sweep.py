@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -17,18 +15,17 @@ from tbparse import SummaryReader
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO, run_cli
+from tests.helpers.run_if import RunIf
+
 TINY = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def run_py(args: list[str], cwd: Path = REPO, status: int = 0) -> subprocess.CompletedProcess:
     """`python run.py ARGS`, for real, exiting with ``status`` (a sweep exits 1 when a job did
-    not complete). One OpenMP thread: on a small shared CPU machine torch's default thread pool
-    is oversubscribed and a training step gets ~30x slower."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, env=env,
-                          text=True, capture_output=True, timeout=600)
+    not complete)."""
+    proc = run_cli(args, cwd=cwd, check=False)
     assert proc.returncode == status, \
         f"run.py {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
@@ -166,13 +163,12 @@ def test_a_sweep_over_models_keeps_all_its_jobs_in_one_dir(tmp_path: Path) -> No
     ("fishnet99_lr_tmax", {"experiment": "fishnet99_1dev", "lr_init": "0.025,0.05,0.1",
                            "T_max": "100,150"}),
     ("backend_device", {"backend": "pytorch,mindspore", "device": "cpu,gpu"}),
-    ("optuna_fishnet99", {"experiment": "fishnet99_1dev", "T_max": "choice(100, 150)",
-                          "lr_init": "tag(log, interval(0.01, 0.2))",
-                          "weight_decay": "tag(log, interval(1.0e-5, 1.0e-3))"}),
+    pytest.param("optuna_fishnet99", {
+        "experiment": "fishnet99_1dev", "T_max": "choice(100, 150)",
+        "lr_init": "tag(log, interval(0.01, 0.2))",
+        "weight_decay": "tag(log, interval(1.0e-5, 1.0e-3))"}, marks=RunIf(optuna=True)),
 ])
 def test_sweeps_are_selected_by_name(name: str, expected: dict, tmp_path: Path) -> None:
-    if name.startswith("optuna"):
-        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="extra 'optuna' missing")
     proc = run_py([f"+sweep={name}", "--cfg", "hydra", "--package", "hydra.sweeper"], cwd=tmp_path)
     sweeper = yaml.safe_load(proc.stdout)  # "# @package hydra.sweeper", then the sweeper's node
     assert sweeper["params"] == expected

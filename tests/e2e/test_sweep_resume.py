@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, fishbench_cli, metrics_of, run_cli
 
-from conftest import REPO, metrics_of
-from fishbench.sweeps.resume import RESUME_OVERRIDE, JobPlan, SweepError, check_sweep_dir, plan_job
+from fishbench.sweeps.resume import plan_job
+from tests.helpers.run_if import RunIf
 
 # Tiny real jobs: 2 epochs of 2 steps, a checkpoint every epoch, 32 px synthetic images.
 JOB = ["epochs=2", "save_checkpoint_epochs=1", "max_steps_per_epoch=2", "batch_size=16",
@@ -27,18 +28,10 @@ MID_EPOCH_2 = "epoch 2/2 step 1/2"  # logged once the epoch-1 checkpoint is writ
 STEPS = 4
 GRID = ["lr_init=0.02,0.05", "T_max=1,2", *JOB]
 OPTUNA = ["+sweep=optuna_fishnet99", "hydra.sweeper.n_trials=4", "amp=false", *JOB]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-CLI = [sys.executable, "-c", "import sys; from fishbench.cli import main; sys.exit(main())"]
-
-
-def run_py(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], env=ENV, text=True,
-                          capture_output=True, timeout=600)
 
 
 def fishbench_resume(sweep_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, "resume", str(sweep_dir), *args], env=ENV, text=True,
-                          capture_output=True, timeout=600)
+    return fishbench_cli(["resume", str(sweep_dir), *args])
 
 
 def start_and_stop(args: list[str], sweep_dir: Path, job: int, line: str,
@@ -46,7 +39,7 @@ def start_and_stop(args: list[str], sweep_dir: Path, job: int, line: str,
     """Start a multirun and send ``sig`` to its process (by PID) once job ``job`` logged
     ``line``; return its exit status and output."""
     proc = subprocess.Popen([sys.executable, str(REPO / "run.py"), "-m", *args,
-                             f"hydra.sweep.dir={sweep_dir}"], env=ENV, text=True,
+                             f"hydra.sweep.dir={sweep_dir}"], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log, deadline = sweep_dir / str(job) / "run.log", time.monotonic() + 300
     while not (log.is_file() and line in log.read_text()):
@@ -138,7 +131,7 @@ def test_a_command_that_changes_or_overwrites_the_sweep_is_refused_with_nothing_
         killed_grid: dict, change, message: str) -> None:
     sweep_dir = killed_grid["dir"]
     before = files_state(sweep_dir, content=False)
-    proc = run_py(["-m", *change(GRID), f"hydra.sweep.dir={sweep_dir}"])
+    proc = run_cli(["-m", *change(GRID), f"hydra.sweep.dir={sweep_dir}"], check=False)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
     assert "fishbench resume" in proc.stderr and "Traceback" not in proc.stderr
     assert files_state(sweep_dir, content=False) == before
@@ -150,9 +143,9 @@ def test_resume_of_a_dir_that_is_not_a_sweep_is_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@RunIf(optuna=True)
 @pytest.mark.filterwarnings("ignore:The ``declarative_base")  # optuna 2.10 on SQLAlchemy 2
 def test_optuna_sweep_killed_after_two_trials_resumes_to_four(tmp_path: Path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="extra 'optuna' missing")
     import optuna
 
     sweep_dir = tmp_path / "sweep"
@@ -194,7 +187,7 @@ def test_sigterm_stops_the_sweep_with_the_summary_so_far(tmp_path: Path) -> None
 
 def test_failed_jobs_exit_1_and_run_again_only_when_asked(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    proc = run_py(["-m", "lr_init=-1,-2", *JOB, f"hydra.sweep.dir={sweep_dir}"])
+    proc = run_cli(["-m", "lr_init=-1,-2", *JOB, f"hydra.sweep.dir={sweep_dir}"], check=False)
     assert proc.returncode == 1 and "2 of 2 jobs did not complete" in proc.stderr + proc.stdout
     assert {r["status"] for r in summary_rows(sweep_dir)} == {"failed"}
     before = {job: files_state(sweep_dir / job) for job in ("0", "1")}
@@ -222,71 +215,3 @@ def test_a_sweep_whose_process_is_alive_is_not_resumed(killed_grid: dict) -> Non
         assert files_state(sweep_dir, content=False) == before
     finally:
         owner.unlink()
-
-
-def write_job(sweep_dir: Path, num: int, status: str | None, checkpoint: bool) -> None:
-    job_dir = sweep_dir / str(num)
-    (job_dir / "checkpoints").mkdir(parents=True)
-    if status is not None:
-        (job_dir / "metrics.json").write_text(f'{{"status": "{status}"}}')
-    if checkpoint:
-        (job_dir / "checkpoints" / "last.pt").write_bytes(b"x")
-
-
-@pytest.mark.parametrize("status, checkpoint, retry_failed, action", [
-    ("completed", True, True, "skip"),
-    ("running", True, False, "continue"),  # its process is gone: interrupted
-    ("interrupted", True, False, "continue"),
-    ("running", False, False, "restart"),  # killed before its first checkpoint
-    ("failed", True, False, "skip"),
-    ("failed", True, True, "continue"),  # e.g. diverged: from its last good checkpoint
-    ("failed", False, True, "restart"),  # e.g. a bad config: from scratch
-    (None, False, False, "start"),  # Hydra made its dir, the job wrote nothing
-])
-def test_each_job_state_has_its_plan(tmp_path: Path, status: str | None, checkpoint: bool,
-                                     retry_failed: bool, action: str) -> None:
-    write_job(tmp_path, 0, status, checkpoint)
-    assert plan_job(tmp_path, 0, retry_failed).action == action
-    assert plan_job(tmp_path, 1, retry_failed).action == "start"  # no dir at all
-
-
-def test_a_hydra_sweep_that_fishbench_did_not_start_is_not_resumed(tmp_path: Path) -> None:
-    (tmp_path / "multirun.yaml").write_text("hydra:\n  callbacks: {}\n  sweeper: {}\n"
-                                            "  overrides:\n    task: [a=1,2]\n    hydra: []\n")
-    with pytest.raises(SweepError, match="that fishbench did not start"):
-        check_sweep_dir(tmp_path, resume=True, task_overrides=["a=1,2"])
-    with pytest.raises(SweepError, match="is not a sweep dir"):
-        check_sweep_dir(tmp_path / "missing", resume=True, task_overrides=["a=1,2"])
-
-
-class RecordingLauncher:
-    """A launcher that records each launch (first job number, overrides) instead of running."""
-
-    def __init__(self) -> None:
-        self.launches: list[tuple[int, list[list[str]]]] = []
-
-    def launch(self, batch: list[list[str]], initial_job_idx: int) -> list[int]:
-        self.launches.append((initial_job_idx, batch))
-        return list(range(initial_job_idx, initial_job_idx + len(batch)))
-
-
-def test_jobs_that_run_are_launched_under_their_numbers_in_consecutive_groups() -> None:
-    from hydra_plugins.fishbench_sweeps.resumable import launch_plans
-
-    actions = ["start", "skip", "continue", "restart", "skip", "start"]
-    plans = [JobPlan(num, action, "") for num, action in enumerate(actions)]
-    launcher = RecordingLauncher()
-    returns = launch_plans(launcher, plans, [[f"x={num}"] for num in range(len(actions))])
-    assert launcher.launches == [(0, [["x=0"]]), (2, [["x=2", RESUME_OVERRIDE], ["x=3"]]),
-                                 (5, [["x=5"]])]
-    assert returns == [0, 2, 3, 5]
-
-
-def test_ctrl_c_before_any_job_says_so_and_exits_130(tmp_path: Path, caplog) -> None:
-    from hydra_plugins.fishbench_sweeps.resumable import summary_on_interrupt
-
-    with pytest.raises(SystemExit) as exit_info, summary_on_interrupt(tmp_path):
-        raise KeyboardInterrupt  # Ctrl-C: Python's own, empty KeyboardInterrupt
-    assert exit_info.value.code == 130
-    assert f"sweep interrupted by SIGINT; summary of the jobs so far in {tmp_path}" in caplog.text
-    assert list(tmp_path.iterdir()) == []  # no job: no summary files

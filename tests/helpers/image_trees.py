@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from conftest import IMAGENET_SAMPLE
@@ -21,6 +22,7 @@ def imagenet_tree(root: Path, train: str = "train", val: str = "val") -> Path:
 
 
 def write_images(folder: Path, n: int, mode: str = "RGB", size: int = 40) -> None:
+    """``n`` flat images of ``mode`` in ``folder``: PNGs, JPEGs for CMYK."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         color = (i * 40 % 255, 80, 160, 0)[: len(mode)] if mode != "L" else i * 40 % 255
@@ -29,7 +31,27 @@ def write_images(folder: Path, n: int, mode: str = "RGB", size: int = 40) -> Non
 
 
 def small_tree(root: Path, classes: int = 3, n: int = 4) -> Path:
+    """An image-folder tree (train/ and val/) of ``classes`` classes of ``n`` PNGs each."""
     for split in ("train", "val"):
         for c in range(classes):
             write_images(root / split / f"class{c}", n)
+    return root
+
+
+def photo(seed: int, width: int = 96, height: int = 72) -> Image.Image:
+    """A smooth colourful image (JPEG-friendly) with real structure to crop."""
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    phase = np.random.default_rng(seed).uniform(0, 6, 3)
+    rgb = [127 + 120 * np.sin(6 * x + 4 * y * (c + 1) + phase[c]) for c in range(3)]
+    return Image.fromarray(np.stack(rgb, -1).astype(np.uint8))
+
+
+def jpeg_tree(root: Path, classes: int = 2, per_class: int = 6) -> Path:
+    """An image-folder tree of :func:`photo` JPEGs of several sizes, both splits alike."""
+    for split in ("train", "val"):
+        for c in range(classes):
+            folder = root / split / f"c{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                photo(c * 100 + i, 96 - 8 * i, 72 + 4 * i).save(folder / f"{i}.jpg", quality=90)
     return root

@@ -9,7 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
+
+from conftest import tiny_trainer
 
 from fishbench.config import validate
 from fishbench.errors import CheckpointError
@@ -70,7 +73,6 @@ class WeightsOnlyTrainer:
 
 
 def torch_file(path: Path, model: str = "resnet50", extra: dict[str, Any] | None = None) -> Path:
-    torch = pytest.importorskip("torch", reason="writing .pt files needs torch")
     from fishbench.backends.pytorch.checkpoint import write_checkpoint
 
     write_checkpoint(path, {"meta": {"model": model, "num_classes": 4, "epoch": 2},
@@ -98,7 +100,6 @@ def test_another_backends_file_is_checked_before_its_weights_load(tmp_path: Path
     trainer = WeightsOnlyTrainer()
     with pytest.raises(CheckpointError, match="holds a fishnet99 checkpoint, but model=resnet50"):
         load_checkpoint_into(trainer, torch_file(tmp_path / "a.pt", "fishnet99"), ".ckpt", False)
-    torch = pytest.importorskip("torch")
     path = torch_file(tmp_path / "b.pt", extra={"unknown": torch.zeros(1)})
     with pytest.raises(CheckpointError, match=r"'.*b\.pt': .*unexpected keys: unknown\. Was it "
                                               "written by another version of fishbench"):
@@ -122,8 +123,6 @@ def test_a_torch_checkpoint_holds_tensors_and_plain_values_and_restores_the_run(
         tmp_path: Path) -> None:
     """What resume relies on: the file loads with ``weights_only=True`` and a full load restores
     the model, the optimizer's momentum and torch's, numpy's and Python's RNGs exactly."""
-    torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
-    from conftest import tiny_trainer
     from fishbench.backends.pytorch.trainer import TorchTrainer
 
     trainer = tiny_trainer(TorchTrainer, model={"name": "resnet50"})

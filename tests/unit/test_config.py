@@ -5,28 +5,19 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from omegaconf import DictConfig
 
-from conftest import REPO
-from fishbench.config import register_resolvers, validate
+from conftest import compose_config
+from fishbench.config import validate
 from fishbench.errors import ConfigError
-
-register_resolvers()
-
-
-def compose_run(*overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 @pytest.mark.parametrize("model,backend,device,dataset", itertools.product(
     ("fishnet99", "resnet50"), ("pytorch", "mindspore"), ("cpu", "gpu", "ascend"),
     ("digits", "imagenet", "imagefolder", "synthetic")))
 def test_every_group_combination_composes_and_validates(model, backend, device, dataset) -> None:
-    cfg = compose_run(f"model={model}", f"backend={backend}", f"device={device}",
-                      f"dataset={dataset}", "dataset.root=/data/x")
+    cfg = compose_config(f"model={model}", f"backend={backend}", f"device={device}",
+                         f"dataset={dataset}", "dataset.root=/data/x")
     run = validate(cfg)
     assert (run.model.name, run.backend.name, run.device.name, run.dataset.name) == (
         model, backend, device, dataset)
@@ -35,7 +26,7 @@ def test_every_group_combination_composes_and_validates(model, backend, device, 
 
 
 def test_defaults_are_the_embedded_cpu_job() -> None:
-    run = validate(compose_run())
+    run = validate(compose_config())
     assert (run.model.name, run.backend.name, run.device.name, run.dataset.name,
             run.schedule.name, run.world.size, run.task) == (
         "fishnet99", "pytorch", "cpu", "digits", "cosine_annealing", 1, "train")
@@ -52,7 +43,7 @@ def test_defaults_are_the_embedded_cpu_job() -> None:
     ("resnet50_8dev", dict(batch_size=512, lr_init=1.6, epochs=90, world=8, seed=60)),
 ])
 def test_experiments_encode_the_reference_recipes(name: str, expected: dict) -> None:
-    run = validate(compose_run(f"experiment={name}", "dataset.root=/data/imagenet"))
+    run = validate(compose_config(f"experiment={name}", "dataset.root=/data/imagenet"))
     assert run.name == name and run.dataset.name == "imagenet" and run.dataset.image_size == 224
     assert run.model.name == name.split("_")[0]
     assert run.world.size == expected.pop("world")
@@ -70,8 +61,8 @@ def test_experiments_encode_the_reference_recipes(name: str, expected: dict) -> 
 
 
 def test_command_line_overrides_a_recipe() -> None:
-    run = validate(compose_run("experiment=fishnet99_1dev", "dataset.root=/d", "lr_init=0.025",
-                               "T_max=100", "device=gpu"))
+    run = validate(compose_config("experiment=fishnet99_1dev", "dataset.root=/d", "lr_init=0.025",
+                                  "T_max=100", "device=gpu"))
     assert (run.lr_init, run.T_max, run.device.name, run.epochs) == (0.025, 100, "gpu", 160)
 
 
@@ -96,14 +87,14 @@ def test_command_line_overrides_a_recipe() -> None:
 ])
 def test_impossible_values_name_their_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=f"'{key}'"):
-        validate(compose_run(*override.split()))
+        validate(compose_config(*override.split()))
 
 
 def test_missing_imagenet_root_names_the_key() -> None:
     with pytest.raises(ConfigError, match="dataset.root"):
-        validate(compose_run("dataset=imagenet"))
+        validate(compose_config("dataset=imagenet"))
 
 
 def test_unknown_model_is_refused_by_composition() -> None:
     with pytest.raises(ConfigCompositionException, match="model"):
-        compose_run("model=vgg16")
+        compose_config("model=vgg16")

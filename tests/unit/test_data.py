@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import IMAGENET_SAMPLE
 from fishbench.config import DatasetConfig, ModelConfig, RunConfig
 from fishbench.data.digits import ensure_digits_tree
 from fishbench.data.decode import UNREADABLE, SampleSource
@@ -18,10 +17,7 @@ from fishbench.data.synthetic import synthetic_sample, synthetic_splits
 from fishbench.data.transforms import EvalTransform
 from fishbench.errors import DataError
 from tests.helpers.image_trees import imagenet_tree, small_tree, write_images
-
-needs_sample = pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(),
-                                  reason="../shared/data/imagenet-sample is absent")
-
+from tests.helpers.run_if import RunIf
 
 def run_config(name: str, root: Path, classes: int | None, **model) -> RunConfig:
     return RunConfig(dataset=DatasetConfig(name=name, root=str(root), num_classes=classes),
@@ -41,7 +37,7 @@ def test_digits_tree_is_written_once_and_indexed(tmp_path: Path) -> None:
     assert image.size == (8, 8) and image.mode == "L"
 
 
-@needs_sample
+@RunIf(imagenet_sample=True)
 @pytest.mark.parametrize("train,val", [("train", "val"), ("ILSVRC2012_train", "ILSVRC2012_val")])
 def test_imagenet_layouts_give_1000_wnid_classes_in_sorted_order(tmp_path, train, val) -> None:
     root = imagenet_tree(tmp_path, train, val)

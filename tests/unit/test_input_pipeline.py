@@ -1,11 +1,11 @@
 """The input pipeline: the augmentation plan, the cpu engine's crops, the float stage's jitter in
 torch and mindspore.ops, both backends' batches from one plan, bad files with both engines'
-worker side, 16-bit PNGs, the decoder and worker settings, and MindSpore training on JPEGs."""
+worker side, 16-bit PNGs, the decoder and worker settings, the workers' shared-memory slots, the
+prefetcher and the gpu engine's kernels (in Triton's interpreter without a GPU)."""
 
 from __future__ import annotations
 
 import io
-import math
 import os
 from dataclasses import replace
 from functools import partial
@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import metrics_of, run_cli
+from conftest import compose_config
 from fishbench.backends.pytorch.input.nvjpeg import device_decodable_size
-from fishbench.config import DatasetConfig, DeviceConfig, RunConfig
+from fishbench.config import DatasetConfig, DeviceConfig, RunConfig, validate
 from fishbench.data.decode import BadFiles, Crop, SampleSource, pil_decode
 from fishbench.data.images import to_rgb
 from fishbench.data.index import scan_image_folder
@@ -27,30 +27,14 @@ from fishbench.data.plan import AugmentPlan, eval_box
 from fishbench.data.spec import load_data_spec, worker_count
 from fishbench.data.transforms import EvalTransform, TrainTransform
 from fishbench.errors import ConfigError, DataError
+from tests.helpers.image_trees import jpeg_tree, photo
+from tests.helpers.run_if import RunIf
 
 TRAIN = TrainTransform(32, (0.08, 1.0), (3 / 4, 4 / 3), True, (0.4, 0.4, 0.4, 0.1),
                        (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 EVAL = EvalTransform(40, 32, TRAIN.mean, TRAIN.std)
 # Where the Triton kernels run: CUDA, or the CPU in Triton's interpreter (conftest).
 KERNEL_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def photo(seed: int, width: int = 96, height: int = 72) -> Image.Image:
-    """A smooth colourful image (JPEG-friendly) with real structure to crop."""
-    y, x = np.mgrid[0:height, 0:width] / max(width, height)
-    phase = np.random.default_rng(seed).uniform(0, 6, 3)
-    rgb = [127 + 120 * np.sin(6 * x + 4 * y * (c + 1) + phase[c]) for c in range(3)]
-    return Image.fromarray(np.stack(rgb, -1).astype(np.uint8))
-
-
-def jpeg_tree(root: Path, classes: int = 2, per_class: int = 6) -> Path:
-    for split in ("train", "val"):
-        for c in range(classes):
-            folder = root / split / f"c{c}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(per_class):
-                photo(c * 100 + i, 96 - 8 * i, 72 + 4 * i).save(folder / f"{i}.jpg", quality=90)
-    return root
 
 
 def test_plan_is_a_pure_function_of_seed_epoch_and_file() -> None:
@@ -158,32 +142,38 @@ def test_float_stage_kernels_equal_the_torch_ops_without_flip_and_jitter() -> No
     assert got.is_contiguous() and (got - want).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("hue", [0.1, 0.0])  # hue 0: the stage leaves the hue out
-def test_mindspore_float_stage_equals_torchvision_on_the_same_uint8_input(hue: float) -> None:
-    pytest.importorskip("mindspore", reason="the MindSpore stage needs mindspore")
-    from fishbench.backends.mindspore.input.augment import FloatStage
+def configure_mindspore() -> None:
+    """MindSpore's device, mode and seed, as a CPU run sets them first (once per process: the
+    trainers of later tests need it)."""
     from fishbench.backends.mindspore.device import configure
 
-    configure(RunConfig())  # the device first, as a run does: later tests' trainers need it
+    configure(validate(compose_config("backend=mindspore")))
+
+
+@RunIf(mindspore=True)
+@pytest.mark.parametrize("hue", [0.1, 0.0])  # hue 0: the stage leaves the hue out
+def test_mindspore_float_stage_equals_torchvision_on_the_same_uint8_input(hue: float) -> None:
+    from fishbench.backends.mindspore.input.augment import FloatStage
+
+    configure_mindspore()
     pixels, aug, want = stage_case(hue=hue)
     got = FloatStage(TRAIN.mean, TRAIN.std, flip=True, jitter=True)(pixels, aug).asnumpy()
     assert np.abs(got - want).max() < 1e-4
 
 
+@RunIf(mindspore=True)
 @pytest.mark.parametrize("kernels", ["pil", "torch"])
 def test_both_backends_get_the_same_batches_from_one_plan(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernels: str) -> None:
     """With one decode/resize kernel (PIL) the two backends' batches are equal; with PyTorch's
     own (torch kernels, its default) they differ by the kernels alone: the same files, boxes,
     flips and jitters, under one 8-bit level (0.017 normalised units) on average."""
-    pytest.importorskip("mindspore", reason="the parity test needs mindspore")
-    from fishbench.backends.mindspore.device import configure
     from fishbench.backends.mindspore.input.loader import build_batches
     from fishbench.backends.pytorch.input import loaders as torch_loaders
 
     if kernels == "pil":
         monkeypatch.setattr(torch_loaders, "tensor_decode", pil_decode)
-    configure(RunConfig())  # the device first, as a run does: later tests' trainers need it
+    configure_mindspore()
     root = jpeg_tree(tmp_path)
     cfg = RunConfig(dataset=DatasetConfig(name="imagefolder", root=str(root), image_size=32,
                                           resize_size=40, num_workers=0))
@@ -399,37 +389,6 @@ def test_auto_workers_share_the_usable_cores() -> None:
     assert worker_count("auto", 1) == max(cores - 1, 0)
     assert worker_count("auto", cores) == 0
     assert worker_count(3, 8) == 3
-
-
-def test_images_skipped_counts_each_bad_file_once_per_run(tmp_path: Path, fishbench_cache) -> None:
-    root = jpeg_tree(tmp_path / "data", classes=2, per_class=4)
-    (root / "train" / "c0" / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    (root / "val" / "c1" / "bad.jpg").write_bytes(b"")
-    (root / "val" / "c1" / "bad.png").write_bytes(b"\x89PNG truncated")
-    run_dir = tmp_path / "run"
-    run_cli(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
-             "dataset.resize_size=40", "dataset.num_workers=0", "model=resnet50", "epochs=2",
-             "batch_size=3", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0", "T_max=2",
-             f"hydra.run.dir={run_dir}"])
-    m = metrics_of(run_dir)
-    # Counted once per run, train and val: 3 files (counting per train epoch would give 2).
-    assert m["status"] == "completed" and m["images_skipped"] == 3
-    # ResNet50's 8.18 GFLOPs at 224x224, scaled to 32x32.
-    assert m["model_gflops_per_image"] == pytest.approx(8.178 * (32 / 224) ** 2, rel=0.02)
-    assert m["mfu"] is None  # no peak for a CPU
-
-
-@pytest.mark.slow
-def test_mindspore_trains_on_jpegs_with_colour_jitter(tmp_path: Path, fishbench_cache) -> None:
-    pytest.importorskip("mindspore", reason="the MindSpore backend needs mindspore")
-    root = jpeg_tree(tmp_path / "data", classes=2, per_class=4)
-    run_dir = tmp_path / "run"
-    run_cli(["backend=mindspore", "dataset=imagefolder", f"dataset.root={root}",
-             "dataset.image_size=32", "dataset.resize_size=40", "dataset.num_workers=0",
-             "model=resnet50", "epochs=1", "batch_size=4", "log_every_n_steps=1",
-             "warmup_epochs=0", f"hydra.run.dir={run_dir}"])
-    m = metrics_of(run_dir)
-    assert m["status"] == "completed" and m["steps"] == 2 and math.isfinite(m["loss"])
 
 
 def test_prefetcher_keeps_order_raises_the_threads_error_and_stops() -> None:

@@ -12,12 +12,10 @@ import os
 import subprocess
 import sys
 
-import pytest
+from conftest import REPO
+from tests.helpers.run_if import RunIf
 
-pytest.importorskip("mindspore", reason="the MindSpore backend tests need mindspore "
-                    "(pip install -e .[mindspore])")
-
-from conftest import REPO  # noqa: E402
+pytestmark = RunIf(mindspore=True)
 
 # configure() as a CPU run calls it, then one 3x3 convolution in graph mode.
 PROBE = """

@@ -10,6 +10,7 @@ from fishbench.config import validate
 from fishbench.errors import ConfigError
 from fishbench.models import names, registry
 from fishbench.models.registry import ModelBuilders, list_models, register_model
+from tests.helpers.run_if import RunIf
 
 
 @pytest.fixture
@@ -61,14 +62,13 @@ def test_a_backend_without_a_builder_names_the_model_and_what_it_builds() -> Non
 
 
 def test_every_registered_model_has_a_pytorch_builder() -> None:
-    pytest.importorskip("torch", reason="the PyTorch backend needs torch")
     from fishbench.backends.pytorch.models import BUILDERS
 
     assert BUILDERS.names() == list_models()
 
 
+@RunIf(mindspore=True)
 def test_every_registered_model_has_a_mindspore_builder() -> None:
-    pytest.importorskip("mindspore", reason="the MindSpore backend needs mindspore")
     from fishbench.backends.mindspore.models import BUILDERS
 
     assert BUILDERS.names() == list_models()
@@ -76,7 +76,8 @@ def test_every_registered_model_has_a_mindspore_builder() -> None:
 
 @pytest.mark.parametrize("name", list_models())
 def test_layer_list_names_every_torch_parameter_in_order(name: str) -> None:
-    torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
+    import torch
+
     from fishbench.backends.pytorch.models import build_model
 
     with torch.device("meta"):

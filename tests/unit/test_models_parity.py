@@ -5,26 +5,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-ms = pytest.importorskip("mindspore", reason="MindSpore is not installed: the PyTorch <-> "
-                         "MindSpore parity tests need both frameworks (pip install mindspore)")
-torch = pytest.importorskip("torch", reason="the parity tests need torch")
-
-from conftest import n_params  # noqa: E402
-from fishbench.models import names as convert  # noqa: E402
-from fishbench.backends.mindspore.models import build_model as build_ms  # noqa: E402
-from fishbench.backends.pytorch.models import build_model as build_torch  # noqa: E402
-from fishbench.models.registry import list_models  # noqa: E402
+from conftest import n_params
+from fishbench.backends.pytorch.models import build_model as build_torch
+from fishbench.models import names as convert
+from fishbench.models.registry import list_models
+from tests.helpers.run_if import RunIf
 
 NUM_CLASSES = 10
 REL_TOL = 1e-4
 
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
+pytestmark = [RunIf(mindspore=True), pytest.mark.usefixtures("single_torch_thread")]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _prime_mindspore() -> None:
-    """PyNative mode on CPU; absorb a one-off start-up failure of MindSpore under NumPy 2.
+def ms():
+    """MindSpore in PyNative mode on CPU; absorb a one-off start-up failure of it under NumPy 2.
 
     MindSpore 2.10's PyNative argument parser was built against NumPy 1.x: with NumPy 2 its
     first call of an op that takes a tuple argument raises SystemError (NumPy C-API import
@@ -32,12 +29,21 @@ def _prime_mindspore() -> None:
     so that the tests measure the models, not the environment. A warm-up that fails twice is a
     real error and is not hidden.
     """
+    import mindspore as ms
+
     ms.set_context(mode=ms.PYNATIVE_MODE)
     probe = ms.Tensor(np.zeros((1, 1), np.float32))
     try:
         ms.ops.reshape(probe, (1,))
     except SystemError:
         ms.ops.reshape(probe, (1,))
+    return ms
+
+
+def build_ms(name: str, num_classes: int):
+    from fishbench.backends.mindspore.models import build_model
+
+    return build_model(name, num_classes)
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -70,6 +76,8 @@ def ms_params(net) -> dict[str, np.ndarray]:
 
 
 def load_into_ms(net, arrays: dict[str, np.ndarray]) -> None:
+    import mindspore as ms
+
     params = {k: ms.Parameter(ms.Tensor(v), name=k) for k, v in arrays.items()}
     not_loaded, unused = ms.load_param_into_net(net, params, strict_load=True)
     assert not not_loaded and not unused, (not_loaded, unused)
@@ -85,6 +93,8 @@ def torch_logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 def ms_logits(net, x: np.ndarray) -> np.ndarray:
+    import mindspore as ms
+
     net.set_train(False)
     return net(ms.Tensor(x)).asnumpy()
 
@@ -95,7 +105,7 @@ def batch() -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=list_models())
-def pair(request):
+def pair(request, ms):
     """(name, torch model with randomised BN, MindSpore model with its own initialisation)."""
     name = request.param
     torch.manual_seed(0)
@@ -171,7 +181,7 @@ def test_converter_names_missing_and_unexpected_keys(pair) -> None:
         convert.torch_state_to_mindspore(model.state_dict(), "vgg16")
 
 
-def test_mindspore_fishnet_input_sides() -> None:
+def test_mindspore_fishnet_input_sides(ms) -> None:
     net = build_ms("fishnet99", NUM_CLASSES)
     net.set_train(False)
     assert net(ms.Tensor(np.zeros((1, 3, 32, 32), np.float32))).shape == (1, NUM_CLASSES)

@@ -3,11 +3,10 @@ trainer's torch.compile mode."""
 from __future__ import annotations
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
-
-from conftest import n_params, tiny_trainer  # noqa: E402
-from fishbench.backends.pytorch.models import build_model  # noqa: E402
+from conftest import n_params, tiny_trainer
+from fishbench.backends.pytorch.models import build_model
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

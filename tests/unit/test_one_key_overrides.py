@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import REPO, metrics_of
-from fishbench.config import register_resolvers, validate
+from conftest import compose_config
+from fishbench.config import RunConfig, validate
 from fishbench.errors import ConfigError
 
-register_resolvers()
 
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return validate(compose("config", overrides=list(overrides)))
+def composed(*overrides: str) -> RunConfig:
+    return validate(compose_config(*overrides))
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -49,18 +40,3 @@ def test_an_explicit_warmup_that_does_not_fit_is_still_refused() -> None:
 ])
 def test_resize_size_follows_image_size(overrides: tuple[str, ...], resize: int) -> None:
     assert composed(*overrides).dataset.resize_size == resize
-
-
-def test_epochs_1_runs_with_the_default_warmup_shortened(fishbench_cache: Path,
-                                                          tmp_path: Path) -> None:
-    # `python run.py epochs=1`, capped at 3 steps to stay small; one OpenMP thread (see
-    # tests/e2e/test_sweep.py: run_py).
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = ["epochs=1", "max_steps_per_epoch=3", f"hydra.run.dir={tmp_path}"]
-    proc = subprocess.run([sys.executable, str(REPO / "run.py"), *args], env=env, text=True,
-                          capture_output=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = metrics_of(tmp_path)
-    assert metrics["status"] == "completed" and metrics["epochs"] == 1 and metrics["steps"] == 3
-    log = (tmp_path / "run.log").read_text()
-    assert "the default warm-up of 1 epoch(s) is shortened to 0" in log, proc.stdout[-2000:]

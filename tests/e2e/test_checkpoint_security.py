@@ -12,6 +12,7 @@ import torch
 from conftest import metrics_of, run_cli
 from fishbench.backends.pytorch.checkpoint import read_checkpoint, read_weights
 from fishbench.errors import CheckpointError
+from tests.helpers.run_if import RunIf
 
 REFUSAL = "fishbench never runs code from a checkpoint"
 SMALL_RUN = ["dataset=synthetic", "dataset.num_classes=4", "dataset.image_size=32",
@@ -87,10 +88,9 @@ def test_resume_refuses_it_as_the_runs_last_checkpoint(tmp_path: Path) -> None:
     assert f"'{last}' is not a fishbench PyTorch checkpoint" in error
 
 
-@pytest.mark.slow
+@RunIf(mindspore=True)
 def test_mindspore_refuses_it(tmp_path: Path) -> None:
     """MindSpore reads a .pt file's weights through the PyTorch backend's reader."""
-    pytest.importorskip("mindspore", reason="the MindSpore backend needs mindspore")
     marker = tmp_path / "marker"
     evil = malicious_checkpoint(tmp_path / "evil.pt", marker)
     refused_by_run(tmp_path, marker, "backend=mindspore", "backend.mode=pynative", "task=eval",
