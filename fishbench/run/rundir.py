@@ -76,12 +76,15 @@ class RunDirClaim:
         return checkpoint_stamps(self.run_dir) != self.checkpoints
 
     def restore(self) -> None:
-        """Put back ``history.csv`` and ``.hydra/*.yaml`` as they were (and ``metrics.json``
-        for a completed run), and remove the TensorBoard event files this command added."""
+        """Put back ``history.csv`` and ``.hydra/``'s files as they were (and ``metrics.json``
+        for a completed run): those this command wrote anew are removed, as are the TensorBoard
+        event files it added."""
         names = RESTORED_FILES + ((METRICS_FILE,) if self.status == "completed" else ())
         for name in names:
             if name in self.files:
                 atomic_write_bytes(self.run_dir / name, self.files[name])
+            else:
+                (self.run_dir / name).unlink(missing_ok=True)
         for path in sorted(event_files(self.run_dir) - self.event_files):
             (self.run_dir / path).unlink(missing_ok=True)
 

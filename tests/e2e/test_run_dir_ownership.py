@@ -18,7 +18,8 @@ from fishbench.errors import DataError, FishbenchError
 from fishbench.run.rundir import LOCK_FILE, claim_run_dir
 from tests.helpers.stub_backend import StubTrainer, digest, strict_json
 
-KEY_FILES = ["metrics.json", "history.csv", ".hydra/config.yaml", ".hydra/overrides.yaml"]
+KEY_FILES = ["metrics.json", "history.csv", ".hydra/config.yaml", ".hydra/overrides.yaml",
+             ".hydra/config.json"]
 
 
 def key_files(run_dir: Path) -> dict[str, bytes]:
