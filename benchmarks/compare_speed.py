@@ -5,10 +5,11 @@ runs' config records (``.hydra/config.json``; runs written before it have only H
 
 One real tiny job (a 1-job multirun, 2 steps) is trained first (or ``--source`` names a job dir
 of a multirun); its files, checkpoints left out, are copied ``--runs`` times into one sweep dir
-with varied values (``lr_init`` over 10 values and ``seed``, a 2-key grid; ``top1``), edited as Hydra's and fishbench's own readers and writers read and write them. The
-same sweep is then copied without the records. Prints one row per kind of run: the wall time of
-``fishbench compare`` (a fresh process: imports included), of ``fishbench compare --png``, and of
-the sweep summary (summary.csv, .md, .png and hparams/, in this process).
+with varied values: ``lr_init`` over 10 values and ``seed`` (a 2-key grid) in its YAML and
+config record, ``top1`` in its metrics.json. The same sweep is then copied without the records.
+Prints one row per kind of run: the wall time of ``fishbench compare`` (a fresh process, imports
+included), of ``fishbench compare --png``, and of the sweep summary (summary.csv, .md, .png and
+hparams/, in this process); and whether both kinds gave the same table.
 """
 
 from __future__ import annotations
@@ -23,16 +24,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from typing import Any, Callable
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fishbench.run.config_record import write_config_record  # noqa: E402
-from fishbench.run.records import CONFIG_RECORD, HYDRA_DIR, METRICS_FILE, write_metrics  # noqa: E402
+from fishbench.run.records import (CONFIG_RECORD, HYDRA_DIR, METRICS_FILE,  # noqa: E402
+                                   atomic_write_text, write_metrics)
 from fishbench.sweeps.summary import summarize_sweep  # noqa: E402
 
-SOURCE_ARGS = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
+SOURCE_ARGS = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16",
+               "device.cpu_threads=1"]
 LR_VALUES = [round(0.01 * (k + 1), 2) for k in range(10)]
 
 
@@ -43,30 +47,42 @@ def train_source(sweep_dir: Path) -> Path:
     return sweep_dir / "0"
 
 
+def edit_yaml(path: Path, edit: Callable[[Any], Any]) -> None:
+    data = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
+    path.write_text(yaml.dump(edit(data), Dumper=yaml.CSafeDumper, sort_keys=False))
+
+
 def vary_copy(source: Path, job_dir: Path, job: int) -> None:
-    """``source`` copied to ``job_dir`` as job ``job`` of a grid over lr_init and seed."""
-    shutil.copytree(source, job_dir, ignore=shutil.ignore_patterns("checkpoints", CONFIG_RECORD))
+    """``source`` copied to ``job_dir`` as job ``job`` of a grid over lr_init and seed: its YAML,
+    its config record and its metrics.json edited."""
+    shutil.copytree(source, job_dir, ignore=shutil.ignore_patterns("checkpoints"))
     lr, seed = LR_VALUES[job % len(LR_VALUES)], job // len(LR_VALUES) + 1
     overrides = [f"lr_init={lr}", f"seed={seed}"]
     hydra_dir = job_dir / HYDRA_DIR
-    config = OmegaConf.load(hydra_dir / "config.yaml")
-    config.lr_init, config.seed = lr, seed
-    OmegaConf.save(config, hydra_dir / "config.yaml")
-    OmegaConf.save(OmegaConf.create(overrides), hydra_dir / "overrides.yaml")
-    hydra = OmegaConf.load(hydra_dir / "hydra.yaml")
-    hydra.hydra.job.num = job
-    hydra.hydra.overrides.task = overrides
-    OmegaConf.save(hydra, hydra_dir / "hydra.yaml")
+
+    def hydra_job(hydra: dict) -> dict:
+        hydra["hydra"]["job"]["num"] = job
+        hydra["hydra"]["overrides"]["task"] = overrides
+        return hydra
+
+    edit_yaml(hydra_dir / "config.yaml", lambda config: {**config, "lr_init": lr, "seed": seed})
+    edit_yaml(hydra_dir / "overrides.yaml", lambda _: overrides)
+    edit_yaml(hydra_dir / "hydra.yaml", hydra_job)
+    record = json.loads((hydra_dir / CONFIG_RECORD).read_text())
+    record["config"].update(lr_init=lr, seed=seed)
+    record.update(overrides={"lr_init": lr, "seed": seed}, job=job)
+    atomic_write_text(hydra_dir / CONFIG_RECORD, json.dumps(record))  # written after the YAML
     metrics = json.loads((job_dir / METRICS_FILE).read_text())
     top1 = 50.0 + (job * 37 % 500) / 10.0
     metrics.update(top1=top1, best_top1=top1)
     write_metrics(job_dir, metrics)
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str]) -> tuple[float, str]:
+    """Wall seconds of ``command`` and its output."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
-    return time.perf_counter() - started
+    proc = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
+    return time.perf_counter() - started, proc.stdout
 
 
 def cpu_model() -> str:
@@ -89,21 +105,23 @@ def main() -> None:
         started = time.perf_counter()
         for job in range(args.runs):
             vary_copy(source, records / str(job), job)
-            write_config_record(records / str(job))  # as each run does at its start
         shutil.copytree(records, yaml_only, ignore=shutil.ignore_patterns(CONFIG_RECORD))
         made = time.perf_counter() - started
         print(f"{cpu_model()}, Python {platform.python_version()}; {args.runs} runs made in "
               f"{made:.0f} s")
         print("| runs | compare s | compare --png s | sweep summary s |")
         print("| --- | ---: | ---: | ---: |")
+        tables = []
         for label, sweep in (("with config records", records), ("YAML only", yaml_only)):
             cli = [sys.executable, "-m", "fishbench.cli", "compare", str(sweep)]
-            text = timed(cli)
-            png = timed([*cli, "--png", str(root / "table.png")])
+            text_s, table = timed(cli)
+            png_s = timed([*cli, "--png", str(root / "table.png")])[0]
             started = time.perf_counter()
             summarize_sweep(sweep)
-            summary = time.perf_counter() - started
-            print(f"| {args.runs}, {label} | {text:.2f} | {png:.2f} | {summary:.2f} |")
+            summary_s = time.perf_counter() - started
+            tables.append(table)
+            print(f"| {args.runs}, {label} | {text_s:.2f} | {png_s:.2f} | {summary_s:.2f} |")
+        print(f"the same table from both: {'yes' if tables[0] == tables[1] else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -100,3 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FishbenchError as err:
         print(f"fishbench {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":  # python -m fishbench.cli
+    sys.exit(main())

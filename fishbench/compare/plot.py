@@ -1,5 +1,7 @@
 """A table as a PNG: top1 against epoch for every run and, for a grid over two keys, a heat map
-of the final top1."""
+of the final top1. Labels that would crowd the figure, and take most of its drawing time, are left
+out beyond :data:`LEGEND_MAX_RUNS` runs, :data:`CELL_TEXT_MAX_CELLS` cells and
+:data:`AXIS_LABELS_MAX` values of a key."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from fishbench.compare.render import format_cell, output_path
 from fishbench.compare.runs import COMPLETED
 from fishbench.compare.table import Row, Table, value_order
 from fishbench.run.records import atomic_write
+
+LEGEND_MAX_RUNS = 20  # more runs: no legend, the title counts them
+CELL_TEXT_MAX_CELLS = 200  # more heat-map cells: no top1 written in each
+AXIS_LABELS_MAX = 20  # more values of a key: every n-th one labelled on its axis
 
 
 def _plain(text: str) -> str:
@@ -27,16 +33,29 @@ def _row_label(table: Table, row: Row) -> str:
 
 
 def _plot_history(ax: Any, table: Table) -> None:
-    for row in table.rows:
-        if row.run.history:
-            ax.plot([r["epoch"] for r in row.run.history], [r["top1"] for r in row.run.history],
-                    marker="o", label=_row_label(table, row))
-    ax.set(xlabel="epoch", ylabel="validation top1 (%)", title="top1 per epoch")
+    """A labelled line per run; beyond :data:`LEGEND_MAX_RUNS` runs, all lines as one artist and
+    all points as another (a thousand separate lines take seconds to draw)."""
+    rows = [row for row in table.rows if row.run.history]
+    curves = [([r["epoch"] for r in row.run.history], [r["top1"] for r in row.run.history])
+              for row in rows]
+    if len(rows) <= LEGEND_MAX_RUNS:
+        for row, (epochs, top1) in zip(rows, curves):
+            ax.plot(epochs, top1, marker="o", label=_row_label(table, row))
+    else:
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection([list(zip(*curve)) for curve in curves],
+                                         colors=[f"C{i % 10}" for i in range(len(rows))],
+                                         linewidths=0.8, alpha=0.5))
+        ax.plot([e for epochs, _ in curves for e in epochs], [t for _, top1 in curves for t in top1],
+                ".", color="k", markersize=2, alpha=0.5)
+    title = "top1 per epoch" + (f" ({len(rows)} runs)" if len(rows) > LEGEND_MAX_RUNS else "")
+    ax.set(xlabel="epoch", ylabel="validation top1 (%)", title=title)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    if ax.lines:
+    if 0 < len(rows) <= LEGEND_MAX_RUNS:
         ax.legend(fontsize="small")
-    else:
+    elif not rows:
         ax.text(0.5, 0.5, "no epoch finished", ha="center", va="center",
                 transform=ax.transAxes)
 
@@ -63,9 +82,13 @@ def _plot_heatmap(ax: Any, fig: Any, table: Table) -> None:
             status[i][j] = row.run.status
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     fig.colorbar(image, ax=ax, label="final top1 (%)")
-    ax.set(xticks=range(len(xs)), yticks=range(len(ys)), xlabel=x_key, ylabel=y_key,
-           xticklabels=[_plain(x) for x in xs], yticklabels=[_plain(y) for y in ys],
-           title="final top1")
+    x_every, y_every = (math.ceil(len(labels) / AXIS_LABELS_MAX) for labels in (xs, ys))
+    ax.set(xticks=range(0, len(xs), x_every), yticks=range(0, len(ys), y_every),
+           xticklabels=[_plain(x) for x in xs[::x_every]],
+           yticklabels=[_plain(y) for y in ys[::y_every]],
+           xlabel=x_key, ylabel=y_key, title="final top1")
+    if len(xs) * len(ys) > CELL_TEXT_MAX_CELLS:
+        return
     for i, j in ((i, j) for i in range(len(ys)) for j in range(len(xs))):
         empty = math.isnan(grid[i][j])
         dark = not empty and image.norm(grid[i][j]) < 0.5  # viridis: dark below the middle

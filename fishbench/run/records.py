@@ -15,7 +15,9 @@ import csv
 import io
 import json
 import math
+import itertools
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ TEMP_GLOB = ".*.tmp*"  # what atomic_write leaves behind when killed mid-write
 HISTORY_FILE = "history.csv"
 TENSORBOARD_DIR = "tensorboard"
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "top1", "top5", "epoch_time_s", "img_per_s")
+_EVENT_FILE_IDS = itertools.count()  # tells apart the event files this process opens in a second
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -99,20 +102,29 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
 
 
 class ScalarWriter:
-    """A TensorBoard event writer built on tensorboard's own (no framework needed).
+    """A TensorBoard event file in ``log_dir``, written with tensorboard's record writer (no
+    framework needed) in the calling thread: a sweep summary writes one per job, and
+    tensorboard's EventFileWriter starts and joins a thread for each (seconds for a thousand).
 
     tensorboard is imported here, not with this module: it takes a second to import, and the
     readers of run dirs (``fishbench compare``) never write events."""
 
     def __init__(self, log_dir: Path) -> None:
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
 
-        self._writer = EventFileWriter(str(log_dir))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+                f"{os.getpid()}.{next(_EVENT_FILE_IDS)}")
+        self._writer = RecordWriter(open(log_dir / name, "wb"))  # noqa: SIM115  (closed in close)
+        self._event = event_pb2.Event
+        self._add(self._event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def _add(self, event: Any) -> None:
+        self._writer.write(event.SerializeToString())
 
     def add_summary(self, summary: summary_pb2.Summary, step: int = 0) -> None:
-        from tensorboard.compat.proto import event_pb2
-
-        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+        self._add(self._event(wall_time=time.time(), step=step, summary=summary))
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         from tensorboard.compat.proto import summary_pb2
