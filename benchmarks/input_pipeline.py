@@ -174,7 +174,8 @@ def train_epoch(args, model: str, decoder: str | None, mode: str, share: float |
     trainer = TorchTrainer(cfg, spec)
     steps = trainer.steps_per_epoch
     with make_logger(cfg, None, cfg.batch_size, steps, Progress()) as logger:
-        trainer.train_loader = logger.waits = WaitedBatches(trainer.train_loader)
+        logger.waits = WaitedBatches(trainer.train_loader)
+        trainer.train_stream.open_stream = logger.waits.stream
         logger.start_epoch(0)
         trainer.train_epoch(0, LRSchedule(cfg, steps), 0, logger)
     return logger, nvjpeg_share(spec)

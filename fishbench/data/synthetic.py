@@ -5,8 +5,9 @@ reference the GPU benchmarks compare real input against)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TypeVar
 
 import numpy as np
@@ -39,6 +40,12 @@ class SyntheticSplit:
         holds it (on its device)."""
         for b in range(self.batches):
             yield pool[b % len(pool)]
+
+    def replay_epochs(self, pool: Sequence[T], first: int, end: int,
+                      steps: int) -> Generator[T, None, None]:
+        """Epochs ``first`` to ``end - 1`` (all alike), the first ``steps`` batches of each."""
+        for _ in range(first, end):
+            yield from islice(self.replay(pool), steps)
 
 
 def synthetic_split(samples: int, batch_size: int, size: int, num_classes: int,

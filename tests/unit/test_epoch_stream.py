@@ -1,5 +1,6 @@
-"""The PyTorch training stream: one loader iteration over a run's epochs gives exactly the
-batches of one iteration per epoch, its workers carry on across the epochs and stop with it."""
+"""The training stream: one loader iteration over a run's epochs gives exactly the batches of
+one iteration per epoch (both backends), its workers carry on across the epochs and stop with
+it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import multiprocessing
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-
 from omegaconf import OmegaConf
 
 from fishbench.config import RunConfig, validate
@@ -27,31 +28,56 @@ def digits_config(cache: Path, workers: int, **run) -> RunConfig:
     return validate(OmegaConf.create({"dataset": dataset, "batch_size": 16, **run}))
 
 
-def train_batches(spec: DataSpec):
-    from fishbench.backends.pytorch.input.loaders import build_loaders
+def per_epoch_and_stream(backend: str, spec: DataSpec, epochs: range) -> tuple[list, list]:
+    """The first :data:`STEPS` train batches of each of ``epochs`` as NumPy ``(images,
+    labels)``: from one iteration per epoch, and from one stream over them (fresh loaders)."""
+    if backend == "pytorch":
+        from fishbench.backends.pytorch.input.loaders import build_loaders
 
-    train, _ = build_loaders(spec, batch_size=16, bad_images="stop", seed=5, rank=0,
-                             world_size=1, device=torch.device("cpu"),
-                             memory_format=torch.contiguous_format, bad_files=BadFiles())
-    return train
+        def split():
+            return build_loaders(spec, batch_size=16, bad_images="stop", seed=5, rank=0,
+                                 world_size=1, device=torch.device("cpu"),
+                                 memory_format=torch.contiguous_format, bad_files=BadFiles())[0]
+
+        def one_epoch(train, epoch: int):
+            train.sampler.set_epoch(epoch)
+            return iter(train)
+
+        def numpy(batch):
+            return batch[0].numpy(), batch[1].numpy()
+    else:
+        pytest.importorskip("mindspore", reason="the MindSpore loader needs mindspore")
+        from fishbench.backends.mindspore.device import configure
+        from fishbench.backends.mindspore.input.loader import build_batches
+
+        configure(validate(OmegaConf.create({"backend": {"name": "mindspore"}})))
+
+        def split():
+            return build_batches(spec, 16, spec.num_workers, "stop", 5, 0, 1, BadFiles())[0]
+
+        def one_epoch(train, epoch: int):
+            return train.epoch(epoch)
+
+        def numpy(batch):
+            return batch[0].asnumpy(), batch[1]
+    per_epoch = split()
+    want = [numpy(b) for e in epochs for b in islice(one_epoch(per_epoch, e), STEPS)]
+    got = [numpy(b) for b in split().stream(epochs.start, epochs.stop, STEPS)]
+    return want, got
 
 
+@pytest.mark.parametrize("backend", ["pytorch", "mindspore"])
 @pytest.mark.parametrize("workers", [0, 2])
 def test_one_stream_over_epochs_gives_the_batches_of_one_iteration_per_epoch(
-        fishbench_cache: Path, workers: int) -> None:
+        fishbench_cache: Path, backend: str, workers: int) -> None:
     spec = load_data_spec(digits_config(fishbench_cache, workers))
     assert spec.train_transform.hflip and any(spec.train_transform.color_jitter)
-    per_epoch = train_batches(spec)
-    want = []
-    for epoch in (1, 2, 3):  # as a run resumed at epoch 1 takes them
-        per_epoch.sampler.set_epoch(epoch)
-        want += list(islice(per_epoch, STEPS))
-    got = list(train_batches(spec).stream(1, 4, STEPS))
+    want, got = per_epoch_and_stream(backend, spec, range(1, 4))  # as a run resumed at 1
     assert len(got) == len(want) == 3 * STEPS
     for (images, labels), (want_images, want_labels) in zip(got, want):
-        assert torch.equal(labels, want_labels) and torch.equal(images, want_images)
+        assert np.array_equal(labels, want_labels) and np.array_equal(images, want_images)
     # each epoch has its own order and crops: no epoch repeats the one before
-    assert not torch.equal(got[0][0], got[STEPS][0])
+    assert not np.array_equal(got[0][0], got[STEPS][0])
 
 
 def loader_workers() -> set[int]:

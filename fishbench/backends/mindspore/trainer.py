@@ -18,6 +18,7 @@ from fishbench.backends.mindspore.models import build_model
 from fishbench.config import RunConfig
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
+from fishbench.data.stream import TrainingStream
 from fishbench.backends.base import Arrays, Trainer
 from fishbench.models.names import torch_state_to_mindspore
 from fishbench.run.checkpoints import (check_meta, check_weights_fit, host_rng_states,
@@ -53,6 +54,8 @@ class MindSporeTrainer(Trainer):
         self.train_batches, self.val_batches = build_batches(
             spec, cfg.batch_size, spec.num_workers, cfg.dataset.bad_images, cfg.seed,
             rank, world_size, self.bad_files)
+        self.train_stream = TrainingStream(self.train_batches.stream, cfg.epochs,
+                                           self.steps_per_epoch)
         scale_manager, optimizer_scale = self._loss_scaling()
         # One learning-rate Parameter, set from the engine's schedule before every step.
         self.optimizer = nn.Momentum(parameter_groups(self.net, cfg.weight_decay),
@@ -101,11 +104,8 @@ class MindSporeTrainer(Trainer):
     def train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
                     logger: StepLogger) -> float:
         self.train_net.set_train(True)
-        steps = self.steps_per_epoch
         losses = []
-        for i, (images, labels) in enumerate(self.train_batches.epoch(epoch)):
-            if i == steps:
-                break
+        for i, (images, labels) in enumerate(self.train_stream.epoch(epoch)):
             lr = schedule.lr(first_step + i)
             self.optimizer.learning_rate.set_data(ms.Tensor(lr, ms.float32))
             out = self.train_net(images, ms.from_numpy(labels))
@@ -118,6 +118,9 @@ class MindSporeTrainer(Trainer):
     @property
     def val_steps(self) -> int:
         return len(self.val_batches)
+
+    def close(self) -> None:
+        self.train_stream.close()
 
     def evaluate(self, on_batch: Callable[[], None] | None = None) -> Accuracy:
         self._use_rank0_batchnorm_statistics()

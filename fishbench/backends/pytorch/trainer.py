@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -16,13 +16,13 @@ from torch import nn
 
 from fishbench.backends.pytorch.compile_cache import GraphCacheCounts, use_compile_cache
 from fishbench.backends.pytorch.device import amp_dtype, select_device, synchronize
-from fishbench.backends.pytorch.input.device_batches import Batch
 from fishbench.backends.pytorch.input.loaders import build_loaders
 from fishbench.backends.pytorch.models import build_model
 from fishbench.config import RunConfig
 from fishbench.backends.pytorch.checkpoint import read_checkpoint, write_checkpoint
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec
+from fishbench.data.stream import TrainingStream
 from fishbench.backends.base import Arrays, Trainer
 from fishbench.run.checkpoints import (check_meta, check_weights_fit, host_rng_states,
                                        own_rng_states, set_host_rng_states)
@@ -91,8 +91,8 @@ class TorchTrainer(Trainer):
             spec, batch_size=cfg.batch_size, bad_images=cfg.dataset.bad_images, seed=cfg.seed,
             rank=rank, world_size=world_size, device=self.device,
             memory_format=self.memory_format, bad_files=self.bad_files)
-        self._train_stream: Generator[Batch, None, None] | None = None
-        self._stream_epoch = 0  # the epoch of the stream's next batch
+        self.train_stream = TrainingStream(self.train_loader.stream, cfg.epochs,
+                                           self.steps_per_epoch)
 
     def settings(self) -> dict[str, Any]:
         return {"decoder": self.spec.decoder, "num_workers": self.spec.num_workers,
@@ -165,11 +165,10 @@ class TorchTrainer(Trainer):
     def _train_epoch(self, epoch: int, schedule: LRSchedule, first_step: int,
                      logger: StepLogger) -> float:
         self.train_model.train()
-        batches = self._train_batches(epoch)
         loss_sum = torch.zeros((), device=self.device)
         steps = self.steps_per_epoch
         first = time.perf_counter() if self.compiled and self.graph_cache is None else None
-        for i, (images, labels) in zip(range(steps), batches):  # range first: no batch more
+        for i, (images, labels) in enumerate(self.train_stream.epoch(epoch)):
             lr = schedule.lr(first_step + i)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -191,30 +190,14 @@ class TorchTrainer(Trainer):
             if logger.due(i):
                 synchronize(self.device)
             logger.step(epoch, i, first_step + i + 1, lr, loss)
-        if self._stream_epoch >= self.cfg.epochs:  # the stream's last batch taken
-            self.close()
         return float(self._all_reduce(loss_sum)) / (steps * self.world_size)
 
     @property
     def val_steps(self) -> int:
         return len(self.val_loader)
 
-    def _train_batches(self, epoch: int) -> Generator[Batch, None, None]:
-        """The run's one training stream (:meth:`DeviceBatches.stream`) at ``epoch``'s first
-        batch: opened at the first epoch trained (a resumed run's) for the epochs up to
-        ``cfg.epochs``, so that the input pipeline carries on across epochs; opened again only
-        for an epoch out of turn."""
-        if self._train_stream is None or epoch != self._stream_epoch:
-            self.close()
-            self._train_stream = self.train_loader.stream(
-                epoch, max(self.cfg.epochs, epoch + 1), self.steps_per_epoch)
-        self._stream_epoch = epoch + 1
-        return self._train_stream
-
     def close(self) -> None:
-        if self._train_stream is not None:
-            self._train_stream.close()  # its threads stop, its workers shut down
-            self._train_stream = None
+        self.train_stream.close()
 
     @torch.no_grad()
     def evaluate(self, on_batch: Callable[[], None] | None = None) -> Accuracy:

@@ -1,15 +1,16 @@
 """MindSpore input pipelines: ``mindspore.dataset`` over the shared index, plan and cpu engine.
 
-Each epoch builds a ``GeneratorDataset`` that visits the shared per-epoch order
-(:meth:`DatasetIndex.epoch_order`); its workers read samples through the shared
-:class:`~fishbench.data.decode.SampleSource` (decode, the plan's crop, antialiased resize: uint8),
-and the float stage (flip, jitter, normalise) runs once per batch in ``mindspore.ops``. The boxes,
-flips and jitter factors are the plan's, so both backends see the same input for a config.
+A ``GeneratorDataset`` visits the shared per-epoch order (:meth:`DatasetIndex.epoch_order`) of
+one epoch, or, for training, of the run's remaining epochs one after another; its workers read
+samples through the shared :class:`~fishbench.data.decode.SampleSource` (decode, the plan's crop,
+antialiased resize: uint8), and the float stage (flip, jitter, normalise) runs once per batch in
+``mindspore.ops``. The boxes, flips and jitter factors are the plan's, so both backends see the
+same input for a config.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Generator, Iterator
 
 import mindspore as ms
 import mindspore.dataset as ds
@@ -27,30 +28,32 @@ Batch = tuple[ms.Tensor, np.ndarray]  # images NCHW float32 (normalised), labels
 
 
 class PlanSource:
-    """Random-access source of one epoch's samples for GeneratorDataset (``epoch`` set before
-    each pipeline is built): ``(HWC uint8 crop, label, plan numbers, file, files skipped)``."""
+    """Random-access source for GeneratorDataset over ``epochs``: key ``k`` is sample
+    ``k % n`` of the ``k // n``-th of them (``n`` the split's samples), so that one pipeline
+    spans several epochs: ``(HWC uint8 crop, label, plan numbers, file, files skipped)``."""
 
-    def __init__(self, source: SampleSource) -> None:
-        self.source = source
-        self.epoch = 0
+    def __init__(self, source: SampleSource, epochs: range) -> None:
+        self.source, self.epochs = source, epochs
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.epochs) * len(self.source)
 
-    def __getitem__(self, position: int) -> tuple[np.ndarray, ...]:
+    def __getitem__(self, key: int) -> tuple[np.ndarray, ...]:
+        turn, position = divmod(int(key), len(self.source))
         # Arrays, not numpy scalars: GeneratorDataset wraps each with np.array(copy=False).
-        s = self.source.read(self.epoch, int(position))
+        s = self.source.read(self.epochs[turn], position)
         return (s.pixels, np.array(s.label, np.int32), s.aug, np.array(s.file, np.int64),
                 np.array(s.skipped, np.int64))
 
 
 class ImageBatches:
-    """One split's batches for a rank: a fresh pipeline per epoch in the shared order."""
+    """One split's batches for a rank in the shared order: an epoch, or several from one
+    pipeline (:meth:`stream`)."""
 
     def __init__(self, source: SampleSource, stage: FloatStage, batch_size: int, train: bool,
                  seed: int, rank: int, world_size: int, workers: int, bad_files: BadFiles) -> None:
         self.index: DatasetIndex = source.index
-        self.source, self.stage, self.batch_size, self.train = PlanSource(source), stage, batch_size, train
+        self.source, self.stage, self.batch_size, self.train = source, stage, batch_size, train
         self.seed, self.rank, self.world_size, self.workers = seed, rank, world_size, workers
         self.bad_files = bad_files
 
@@ -61,16 +64,28 @@ class ImageBatches:
         n = len(self._order(0))
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
-    def epoch(self, epoch: int) -> Iterator[Batch]:
-        self.source.epoch = epoch
-        data = ds.GeneratorDataset(self.source, COLUMNS, sampler=ds.SubsetSampler(
-            self._order(epoch).tolist()), num_parallel_workers=max(self.workers, 1),
-            python_multiprocessing=self.workers > 1)
+    def epoch(self, epoch: int) -> Generator[Batch, None, None]:
+        return self.stream(epoch, epoch + 1, len(self))
+
+    def stream(self, first: int, end: int, steps: int) -> Generator[Batch, None, None]:
+        """The batches of epochs ``first`` to ``end - 1`` from one pipeline, the first ``steps``
+        of each: its workers carry on across the epochs' boundaries. ``close()`` it to stop
+        them before its end."""
+        epochs, n, cut = range(first, end), len(self.source), steps * self.batch_size
+        keys = [turn * n + p for turn, epoch in enumerate(epochs)
+                for p in self._order(epoch)[:cut].tolist()]
+        data = ds.GeneratorDataset(PlanSource(self.source, epochs), COLUMNS,
+                                   sampler=ds.SubsetSampler(keys),
+                                   num_parallel_workers=max(self.workers, 1),
+                                   python_multiprocessing=self.workers > 1)
         data = data.batch(self.batch_size, drop_remainder=self.train)
-        for pixels, labels, aug, files, skipped in data.create_tuple_iterator(
-                num_epochs=1, output_numpy=True):
-            self.bad_files.add(self.index, files, skipped, labels)
-            yield self.stage(pixels, aug), labels
+        batches = data.create_tuple_iterator(num_epochs=1, output_numpy=True)
+        try:
+            for pixels, labels, aug, files, skipped in batches:
+                self.bad_files.add(self.index, files, skipped, labels)
+                yield self.stage(pixels, aug), labels
+        finally:
+            batches.stop()
 
 
 class SyntheticBatches:
@@ -86,6 +101,9 @@ class SyntheticBatches:
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         return self.split.replay(self.pool)
+
+    def stream(self, first: int, end: int, steps: int) -> Generator[Batch, None, None]:
+        return self.split.replay_epochs(self.pool, first, end, steps)
 
 
 def build_batches(spec: DataSpec, batch_size: int, workers: int, bad_images: str, seed: int,

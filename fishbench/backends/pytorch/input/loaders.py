@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from functools import partial
-from itertools import islice
 
 import torch
 from torch.utils.data import DataLoader
@@ -48,9 +47,7 @@ class SyntheticBatches:
         return self.split.replay(self.pool)
 
     def stream(self, first: int, end: int, steps: int) -> Generator[Batch, None, None]:
-        """Epochs ``first`` to ``end - 1``, the first ``steps`` batches of each, in turn."""
-        for _ in range(first, end):
-            yield from islice(iter(self), steps)
+        return self.split.replay_epochs(self.pool, first, end, steps)
 
 
 def build_loaders(spec: DataSpec, *, batch_size: int, bad_images: str, seed: int, rank: int,
