@@ -7,16 +7,19 @@ One real tiny job (a 1-job multirun, 2 steps) is trained first (or ``--source`` 
 of a multirun); its files, checkpoints left out, are copied ``--runs`` times into one sweep dir
 with varied values: ``lr_init`` over 10 values and ``seed`` (a 2-key grid) in its YAML and
 config record, ``top1`` in its metrics.json. The same sweep is then copied without the records.
-Prints one row per kind of run: the wall time of ``fishbench compare`` (a fresh process, imports
-included), of ``fishbench compare --png``, and of the sweep summary (summary.csv, .md, .png and
-hparams/, in this process); and whether both kinds gave the same table.
+Prints one row per kind of run: the wall and CPU (user + system) seconds of ``fishbench compare``
+(a fresh process, imports included), of ``fishbench compare --png``, and of the sweep summary
+(summary.csv, .md, .png and hparams/, in this process, its imports done); and whether both kinds
+gave the same table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -35,7 +38,7 @@ from fishbench.run.records import (CONFIG_RECORD, HYDRA_DIR, METRICS_FILE,  # no
                                    atomic_write_text, write_metrics)
 from fishbench.sweeps.summary import summarize_sweep  # noqa: E402
 
-SOURCE_ARGS = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16",
+SOURCE_ARGS = ["epochs=2", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16",
                "device.cpu_threads=1"]
 LR_VALUES = [round(0.01 * (k + 1), 2) for k in range(10)]
 
@@ -78,11 +81,16 @@ def vary_copy(source: Path, job_dir: Path, job: int) -> None:
     write_metrics(job_dir, metrics)
 
 
-def timed(command: list[str]) -> tuple[float, str]:
-    """Wall seconds of ``command`` and its output."""
-    started = time.perf_counter()
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str]) -> tuple[str, str]:
+    """``command``'s "wall s / CPU s" (user + system) and its output."""
+    started, cpu = time.perf_counter(), children_cpu_s()
     proc = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
-    return time.perf_counter() - started, proc.stdout
+    return f"{time.perf_counter() - started:.2f} / {children_cpu_s() - cpu:.2f}", proc.stdout
 
 
 def cpu_model() -> str:
@@ -109,18 +117,20 @@ def main() -> None:
         made = time.perf_counter() - started
         print(f"{cpu_model()}, Python {platform.python_version()}; {args.runs} runs made in "
               f"{made:.0f} s")
-        print("| runs | compare s | compare --png s | sweep summary s |")
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print("| runs | compare, wall / CPU s | compare --png, wall / CPU s | "
+              "sweep summary, wall / CPU s |")
         print("| --- | ---: | ---: | ---: |")
         tables = []
         for label, sweep in (("with config records", records), ("YAML only", yaml_only)):
             cli = [sys.executable, "-m", "fishbench.cli", "compare", str(sweep)]
             text_s, table = timed(cli)
             png_s = timed([*cli, "--png", str(root / "table.png")])[0]
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             summarize_sweep(sweep)
-            summary_s = time.perf_counter() - started
+            summary_s = f"{time.perf_counter() - started:.2f} / {time.process_time() - cpu:.2f}"
             tables.append(table)
-            print(f"| {args.runs}, {label} | {text_s:.2f} | {png_s:.2f} | {summary_s:.2f} |")
+            print(f"| {args.runs}, {label} | {text_s} | {png_s} | {summary_s} |")
         print(f"the same table from both: {'yes' if tables[0] == tables[1] else 'NO'}")
 
 

@@ -42,7 +42,7 @@ class RunDirClaim:
 
     run_dir: Path
     lock: IO[bytes]
-    files: dict[str, bytes]  # metrics.json, history.csv, .hydra/*.yaml as found
+    files: dict[str, bytes]  # metrics.json, history.csv, .hydra/'s files as found
     checkpoints: dict[str, tuple[int, int]]
     event_files: set[str] = field(default_factory=set)
 
