@@ -115,6 +115,9 @@ def main() -> None:
             vary_copy(source, records / str(job), job)
         shutil.copytree(records, yaml_only, ignore=shutil.ignore_patterns(CONFIG_RECORD))
         made = time.perf_counter() - started
+        warmup = root / "warmup"
+        shutil.copytree(records / "0", warmup / "0")
+        summarize_sweep(warmup)  # the summary's lazy imports (matplotlib, tensorboard) done
         print(f"{cpu_model()}, Python {platform.python_version()}; {args.runs} runs made in "
               f"{made:.0f} s")
         print(f"load average before: {os.getloadavg()[0]:.1f}")
