@@ -29,8 +29,8 @@ def run_multirun(threads: str, steps: int, jobs: int, sweep_dir: Path) -> tuple[
     args = [sys.executable, str(REPO / "run.py"), "-m", "hydra/launcher=joblib",
             f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={sweep_dir}",
             "seed=" + ",".join(str(s) for s in range(1, jobs + 1)), "epochs=1", "warmup_epochs=0",
-            f"max_steps_per_epoch={steps}", f"log_every_n_steps={max(steps // 4, 1)}",
-            f"device.cpu_threads={threads}"]
+            "batch_size=64", f"max_steps_per_epoch={steps}",
+            f"log_every_n_steps={max(steps // 4, 1)}", f"device.cpu_threads={threads}"]
     started = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True, cwd=REPO)
     wall = time.perf_counter() - started

@@ -30,9 +30,9 @@ def test_default_job_reaches_90_percent_on_digits(default_run: Path) -> None:
     assert (m["model"], m["backend"], m["device"], m["world_size"], m["dataset"]) == (
         "fishnet99", "pytorch", "cpu", 1, "digits")
     assert m["top1"] >= 90.0 and m["top5"] >= m["top1"]
-    assert m["epochs"] == 6 and m["steps"] == 6 * (1437 // 64)
-    assert m["best_top1"] >= m["top1"] and 1 <= m["best_epoch"] <= 6
-    assert m["ms_per_step"] > 0 and m["img_per_s"] == pytest.approx(64_000 / m["ms_per_step"])
+    assert m["epochs"] == 3 and m["steps"] == 3 * (1437 // 32)
+    assert m["best_top1"] >= m["top1"] and 1 <= m["best_epoch"] <= 3
+    assert m["ms_per_step"] > 0 and m["img_per_s"] == pytest.approx(32_000 / m["ms_per_step"])
     assert m["total_time_s"] > 0 and "torch" in m["versions"] and m["images_skipped"] == 0
 
 
@@ -42,7 +42,7 @@ def test_default_job_writes_history_tensorboard_checkpoints_and_log(default_run:
     lines = (default_run / "history.csv").read_text().splitlines()
     assert lines[0] == "epoch,lr,train_loss,top1,top5,epoch_time_s,img_per_s"
     rows = [dict(zip(lines[0].split(","), map(float, line.split(",")))) for line in lines[1:]]
-    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[-1]["top1"] == pytest.approx(metrics_of(default_run)["top1"])
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     scalars = SummaryReader(str(default_run / "tensorboard")).scalars
@@ -51,7 +51,7 @@ def test_default_job_writes_history_tensorboard_checkpoints_and_log(default_run:
     top1 = scalars[scalars["tag"] == "val/top1"]["value"].tolist()
     assert top1 == pytest.approx([r["top1"] for r in rows], abs=1e-4)
     ckpts = sorted(p.name for p in (default_run / "checkpoints").iterdir())
-    assert ckpts == ["best.pt", "epoch_0002.pt", "epoch_0004.pt", "epoch_0006.pt", "last.pt"]
+    assert ckpts == ["best.pt", "epoch_0002.pt", "last.pt"]
     assert "top1" in (default_run / "run.log").read_text()
     assert (default_run / ".hydra" / "config.yaml").is_file()
 

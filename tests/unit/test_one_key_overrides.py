@@ -14,7 +14,7 @@ def composed(*overrides: str) -> RunConfig:
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ((), dict(epochs=6, warmup_epochs=1, T_max=6)),
+    ((), dict(epochs=3, warmup_epochs=1, T_max=3, batch_size=32)),
     (("epochs=1",), dict(epochs=1, warmup_epochs=0, T_max=1)),  # the default warm-up shortened
     (("epochs=10",), dict(epochs=10, warmup_epochs=1, T_max=10)),  # the cosine follows epochs
     (("epochs=3", "warmup_epochs=2"), dict(epochs=3, warmup_epochs=2, T_max=3)),
