@@ -1,4 +1,6 @@
-"""Shared fixtures: the repo's paths, a digits cache per test session, and a `run.py` runner."""
+"""Shared fixtures and helpers: the repo's paths, a digits cache per test session, small digits
+trees, the runs several tests read (the default job, a tiny run), runners of `run.py` and
+`fishbench`, the composed config, tiny trainers."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 IMAGENET_SAMPLE = SHARED / "data" / "imagenet-sample"
 # Tiny but real training: 32x32 digits, a few steps per epoch.
-TINY = ["epochs=1", "batch_size=16", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0"]
+TINY = ["epochs=1", "batch_size=16", "max_steps_per_epoch=3", "log_every_n_steps=1",
+        "warmup_epochs=0"]
 SMALL_TRAIN_PER_CLASS = 16  # digits_small_train's train split
 SMALL_VAL_PER_CLASS = 6  # digits_small_val's val split
 
