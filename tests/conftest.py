@@ -1,4 +1,6 @@
-"""Shared fixtures: the repo's paths, a digits cache per test session, and a `run.py` runner."""
+"""Shared fixtures and helpers: the repo's paths, a digits cache per test session, small digits
+trees, the runs several tests read (the default job, a tiny run), runners of `run.py` and
+`fishbench`, the composed config, tiny trainers."""
 
 from __future__ import annotations
 
@@ -21,7 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 IMAGENET_SAMPLE = SHARED / "data" / "imagenet-sample"
 # Tiny but real training: 32x32 digits, a few steps per epoch.
-TINY = ["epochs=1", "batch_size=16", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0"]
+TINY = ["epochs=1", "batch_size=16", "max_steps_per_epoch=3", "log_every_n_steps=1",
+        "warmup_epochs=0"]
+SMALL_TRAIN_PER_CLASS = 16  # digits_small_train's train split
+SMALL_VAL_PER_CLASS = 6  # digits_small_val's val split
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +35,40 @@ def fishbench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("cache")
     os.environ["FISHBENCH_CACHE"] = str(cache)
     return cache
+
+
+@pytest.fixture(scope="session")
+def digits_small_train(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
+    """The digits tree (``dataset.root=...``) with the first 16 train images of each class (160)
+    and the whole val split (360): a whole training epoch at a ninth of the cost, each split of
+    2 or 8 ranks an equal shard."""
+    from fishbench.data.digits import ensure_digits_tree
+    from tests.helpers.image_trees import digits_subset
+
+    return digits_subset(ensure_digits_tree(fishbench_cache / "digits"),
+                         tmp_path_factory.mktemp("digits_small_train"), SMALL_TRAIN_PER_CLASS,
+                         None)
+
+
+@pytest.fixture(scope="session")
+def digits_small_val(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
+    """The digits tree (``dataset.root=...``) with the whole train split and the first 6 val
+    images of each class (60): every evaluation of a run short."""
+    from fishbench.data.digits import ensure_digits_tree
+    from tests.helpers.image_trees import digits_subset
+
+    return digits_subset(ensure_digits_tree(fishbench_cache / "digits"),
+                         tmp_path_factory.mktemp("digits_small_val"), None, SMALL_VAL_PER_CLASS)
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
+    """`python run.py` exactly as the README's first command runs it (FishNet99, 6 digits
+    epochs): its checkpoints are trained weights for tests that need a model of varied,
+    mostly right predictions."""
+    run_dir = tmp_path_factory.mktemp("default")
+    run_cli([f"hydra.run.dir={run_dir}"])
+    return run_dir
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +94,8 @@ def run_cli(args: list[str], cwd: Path = REPO, check: bool = True,
 
 
 def fishbench_cli(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `fishbench ARGS` for real, with this checkout's code (the installed script may not be)."""
+    """Run `fishbench ARGS` for real with this checkout's code (the installed script may not
+    be)."""
     return subprocess.run([sys.executable, "-c", "import sys; from fishbench.cli import main; "
                            "sys.exit(main())", *args], cwd=REPO, text=True, capture_output=True,
                           timeout=timeout, env=os.environ.copy())

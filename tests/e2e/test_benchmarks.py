@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import IMAGENET_SAMPLE, REPO
 from tests.helpers.processes import processes_running
 from tests.helpers.run_if import RunIf
@@ -17,6 +19,7 @@ PACED_ROW = re.compile(r"trainer, synthetic, (\S+), beside the cpu decoder's loa
                        r"of its own, ([\d,]+) img/s \(paced to ([\d,]+)\)")
 
 
+@pytest.mark.slow
 @RunIf(imagenet_sample=True)
 def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> None:
     out = tmp_path / "table.md"

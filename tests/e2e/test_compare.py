@@ -15,6 +15,8 @@ import yaml
 from conftest import fishbench_cli
 from fishbench.cli import main
 
+pytestmark = pytest.mark.slow
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 from fishbench.run.cores import usable_cores
+
+pytestmark = pytest.mark.slow
 
 JOB = ["dataset=synthetic", "dataset.num_classes=4", "dataset.image_size=32",
        "dataset.train_samples=16", "dataset.val_samples=8", "batch_size=8", "epochs=1",

@@ -2,7 +2,8 @@
 cross-backend checkpoints (top1/top5 of one checkpoint in both), export + onnxruntime inference,
 and the clear errors for missing GPU/Ascend runtimes.
 
-Runs use 32x32 digits with a 60-image val split (6 per class) so that each evaluation is short.
+Runs use 32x32 digits with a 60-image val split (digits_small_val) so that each evaluation is
+short.
 """
 
 from __future__ import annotations
@@ -15,29 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import metrics_of, run_cli
-from fishbench.data.digits import ensure_digits_tree
+from conftest import SMALL_VAL_PER_CLASS, metrics_of, run_cli
 from fishbench.run.records import read_history
 from tests.helpers.image_trees import jpeg_tree
 from tests.helpers.run_if import RunIf
 
-pytestmark = RunIf(mindspore=True)
-VAL_PER_CLASS = 6
+pytestmark = [RunIf(mindspore=True), pytest.mark.slow]
 RUN = ["epochs=1", "batch_size=16", "max_steps_per_epoch=2", "log_every_n_steps=1",
        "warmup_epochs=0"]
-
-
-@pytest.fixture(scope="module")
-def digits60(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
-    """The digits tree with its train split and the first 6 val images of each class."""
-    full = ensure_digits_tree(fishbench_cache / "digits")
-    root = tmp_path_factory.mktemp("digits60")
-    (root / "train").symlink_to(full / "train")
-    for folder in sorted((full / "val").iterdir()):
-        (root / "val" / folder.name).mkdir(parents=True)
-        for image in sorted(folder.iterdir())[:VAL_PER_CLASS]:
-            shutil.copy(image, root / "val" / folder.name / image.name)
-    return root
 
 
 def cli(root: Path, run_dir: Path, *args: str, check: bool = True):
@@ -45,18 +31,18 @@ def cli(root: Path, run_dir: Path, *args: str, check: bool = True):
 
 
 @pytest.fixture(scope="module")
-def ms_run(tmp_path_factory: pytest.TempPathFactory, digits60: Path) -> Path:
+def ms_run(tmp_path_factory: pytest.TempPathFactory, digits_small_val: Path) -> Path:
     """FishNet99 trained by MindSpore (graph mode, the default) for 2 steps."""
     run_dir = tmp_path_factory.mktemp("ms_run")
-    cli(digits60, run_dir, "backend=mindspore", *RUN)
+    cli(digits_small_val, run_dir, "backend=mindspore", *RUN)
     return run_dir
 
 
 @pytest.fixture(scope="module")
-def torch_run(tmp_path_factory: pytest.TempPathFactory, digits60: Path) -> Path:
+def torch_run(tmp_path_factory: pytest.TempPathFactory, digits_small_val: Path) -> Path:
     """ResNet50 trained by PyTorch for 3 steps (lr low enough to keep predictions varied)."""
     run_dir = tmp_path_factory.mktemp("torch_run")
-    cli(digits60, run_dir, "backend=pytorch", "model=resnet50", "lr_init=0.002", *RUN,
+    cli(digits_small_val, run_dir, "backend=pytorch", "model=resnet50", "lr_init=0.002", *RUN,
         "max_steps_per_epoch=3")
     return run_dir
 
@@ -68,7 +54,8 @@ def test_mindspore_trains_and_evaluates_digits(ms_run: Path) -> None:
     assert m["versions"]["mindspore_mode"] == "graph"
     assert (m["epochs"], m["steps"], m["images_skipped"]) == (1, 2, 0)
     assert 0 <= m["top1"] <= m["top5"] <= 100 and np.isfinite(m["loss"])
-    assert m["top1"] * 60 / 100 == pytest.approx(round(m["top1"] * 60 / 100))  # of 60 images
+    val = 10 * SMALL_VAL_PER_CLASS
+    assert m["top1"] * val / 100 == pytest.approx(round(m["top1"] * val / 100))  # of val images
     [row] = read_history(ms_run)
     assert row["epoch"] == 1 and row["top1"] == pytest.approx(m["top1"])
     assert row["lr"] == pytest.approx(0.05) and row["train_loss"] == pytest.approx(m["loss"])
@@ -77,10 +64,11 @@ def test_mindspore_trains_and_evaluates_digits(ms_run: Path) -> None:
     assert any((ms_run / "tensorboard").iterdir())
 
 
-def test_resume_continues_the_step_count(ms_run: Path, digits60: Path, tmp_path: Path) -> None:
+def test_resume_continues_the_step_count(ms_run: Path, digits_small_val: Path,
+                                         tmp_path: Path) -> None:
     run_dir = tmp_path / "resumed"
     shutil.copytree(ms_run, run_dir)
-    cli(digits60, run_dir, "backend=mindspore", *RUN, "epochs=2", "resume=true",
+    cli(digits_small_val, run_dir, "backend=mindspore", *RUN, "epochs=2", "resume=true",
         "backend.mode=pynative")  # the other execution mode, on the same checkpoint
     m = metrics_of(run_dir)
     assert m["status"] == "completed" and (m["epochs"], m["steps"]) == (2, 4)
@@ -91,9 +79,9 @@ def test_resume_continues_the_step_count(ms_run: Path, digits60: Path, tmp_path:
 
 
 def test_mindspore_evaluates_a_pytorch_checkpoint_to_the_same_top1(
-        torch_run: Path, digits60: Path, tmp_path: Path) -> None:
+        torch_run: Path, digits_small_val: Path, tmp_path: Path) -> None:
     trained = metrics_of(torch_run)
-    cli(digits60, tmp_path, "backend=mindspore", "model=resnet50", "task=eval",
+    cli(digits_small_val, tmp_path, "backend=mindspore", "model=resnet50", "task=eval",
         "batch_size=16", f"ckpt_path={torch_run}")
     m = metrics_of(tmp_path)
     assert m["status"] == "completed" and m["ckpt_path"] == str(torch_run)
@@ -102,9 +90,9 @@ def test_mindspore_evaluates_a_pytorch_checkpoint_to_the_same_top1(
 
 
 def test_pytorch_evaluates_a_mindspore_checkpoint_to_the_same_top1(
-        ms_run: Path, digits60: Path, tmp_path: Path) -> None:
+        ms_run: Path, digits_small_val: Path, tmp_path: Path) -> None:
     trained = metrics_of(ms_run)
-    cli(digits60, tmp_path, "backend=pytorch", "task=eval", "batch_size=16",
+    cli(digits_small_val, tmp_path, "backend=pytorch", "task=eval", "batch_size=16",
         f"ckpt_path={ms_run / 'checkpoints' / 'last.ckpt'}")
     m = metrics_of(tmp_path)
     assert (m["top1"], m["top5"]) == pytest.approx((trained["top1"], trained["top5"]))
@@ -113,21 +101,23 @@ def test_pytorch_evaluates_a_mindspore_checkpoint_to_the_same_top1(
 @RunIf(onnx=True)
 @pytest.mark.parametrize("backend", ["mindspore", "pytorch"])
 def test_export_then_onnxruntime_infer_matches_the_framework(
-        backend: str, request: pytest.FixtureRequest, digits60: Path, tmp_path: Path) -> None:
+        backend: str, request: pytest.FixtureRequest, digits_small_val: Path,
+        tmp_path: Path) -> None:
     trained_dir = request.getfixturevalue("ms_run" if backend == "mindspore" else "torch_run")
     trained = metrics_of(trained_dir)
     export_dir, infer_dir = tmp_path / "export", tmp_path / "infer"
-    proc = cli(digits60, export_dir, f"backend={backend}", f"model={trained['model']}",
+    proc = cli(digits_small_val, export_dir, f"backend={backend}", f"model={trained['model']}",
                "task=export", f"ckpt_path={trained_dir}")
     if backend == "pytorch":  # the ONNX passes' INFO lines go to the run's log, not the terminal
         assert "onnx_ir" not in proc.stdout and "onnx_ir" in (export_dir / "run.log").read_text()
     exported = metrics_of(export_dir)["exported"]
     assert set(exported) == ({"mindir", "onnx"} if backend == "mindspore" else {"onnx"})
     assert all(Path(path).is_file() for path in exported.values())
-    cli(digits60, infer_dir, "task=infer", f"model={trained['model']}",
+    cli(digits_small_val, infer_dir, "task=infer", f"model={trained['model']}",
         f"model_file={exported['onnx']}")
     m = metrics_of(infer_dir)
-    assert m["status"] == "completed" and m["images"] == 60 and m["ms_per_image"] > 0
+    assert m["status"] == "completed" and m["images"] == 10 * SMALL_VAL_PER_CLASS
+    assert m["ms_per_image"] > 0
     assert (m["top1"], m["top5"]) == pytest.approx((trained["top1"], trained["top5"]))
 
 

@@ -1,4 +1,5 @@
-"""Real `python run.py` subprocesses on the CPU: the default job, its files, resume, eval, errors."""
+"""Real `python run.py` subprocesses on the CPU: the default job and its files, a tiny run
+resumed, extended to divergence and evaluated, image trees with bad files, and the errors."""
 
 from __future__ import annotations
 
@@ -14,14 +15,6 @@ from tests.helpers.image_trees import imagenet_tree, jpeg_tree, small_tree
 from tests.helpers.run_if import RunIf
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
-    """`python run.py` exactly as the README's first command runs it."""
-    run_dir = tmp_path_factory.mktemp("default")
-    run_cli([f"hydra.run.dir={run_dir}"])
-    return run_dir
 
 
 def test_default_job_reaches_90_percent_on_digits(default_run: Path) -> None:
@@ -120,8 +113,8 @@ def test_images_skipped_counts_each_bad_file_once_per_run(tmp_path: Path, fishbe
     run_dir = tmp_path / "run"
     run_cli(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=32",
              "dataset.resize_size=40", "dataset.num_workers=0", "model=resnet50", "epochs=2",
-             "batch_size=3", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0", "T_max=2",
-             f"hydra.run.dir={run_dir}"])
+             "batch_size=3", "max_steps_per_epoch=3", "log_every_n_steps=1", "warmup_epochs=0",
+             "T_max=2", f"hydra.run.dir={run_dir}"])
     m = metrics_of(run_dir)
     # Counted once per run, train and val: 3 files (counting per train epoch would give 2).
     assert m["status"] == "completed" and m["images_skipped"] == 3
@@ -133,7 +126,8 @@ def test_images_skipped_counts_each_bad_file_once_per_run(tmp_path: Path, fishbe
 def test_epochs_1_runs_with_the_default_warmup_shortened(tiny_run: Path) -> None:
     metrics = metrics_of(tiny_run)
     assert metrics["status"] == "completed" and metrics["epochs"] == 1 and metrics["steps"] == 3
-    assert "the default warm-up of 1 epoch(s) is shortened to 0" in (tiny_run / "run.log").read_text()
+    log = (tiny_run / "run.log").read_text()
+    assert "the default warm-up of 1 epoch(s) is shortened to 0" in log
 
 
 def expect_failure(args: list[str], run_dir: Path, *phrases: str) -> dict:

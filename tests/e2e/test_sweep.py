@@ -1,9 +1,9 @@
-"""Real multiruns (`python run.py -m`) of tiny digits trainings, and the summary they end with."""
+"""Real multiruns (`python run.py -m`) of tiny digits trainings (60 val images), and the summary
+they end with."""
 
 from __future__ import annotations
 
 import csv
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -15,10 +15,12 @@ from tbparse import SummaryReader
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from conftest import REPO, run_cli
+from conftest import REPO, metrics_of, run_cli
 from tests.helpers.run_if import RunIf
 
-TINY = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
+pytestmark = pytest.mark.slow
+
+JOB = ["epochs=1", "warmup_epochs=0", "max_steps_per_epoch=2", "batch_size=16"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -34,10 +36,6 @@ def run_py(args: list[str], cwd: Path = REPO, status: int = 0) -> subprocess.Com
 def read_summary(sweep_dir: Path) -> list[dict[str, str]]:
     with (sweep_dir / "summary.csv").open() as f:
         return list(csv.DictReader(f))
-
-
-def job_metrics(sweep_dir: Path, job: str) -> dict:
-    return json.loads((sweep_dir / job / "metrics.json").read_text())
 
 
 def hparams_plugin_data(log_dir: Path) -> dict[str, bytes]:
@@ -57,10 +55,11 @@ def png_width(path: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def grid(tmp_path_factory: pytest.TempPathFactory, digits_small_val: Path) -> Path:
     """A 2 x 2 grid over lr_init and T_max: four real trainings."""
     sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
-    run_py(["-m", "lr_init=0.02,0.05", "T_max=1,2", *TINY, f"hydra.sweep.dir={sweep_dir}"])
+    run_py(["-m", "lr_init=0.02,0.05", "T_max=1,2", *JOB, f"dataset.root={digits_small_val}",
+            f"hydra.sweep.dir={sweep_dir}"])
     return sweep_dir
 
 
@@ -74,7 +73,7 @@ def test_grid_summary_has_one_row_per_job_with_its_overrides_and_metrics(grid: P
     for row in rows:
         overrides = yaml.safe_load((grid / row["job"] / ".hydra" / "overrides.yaml").read_text())
         assert f"lr_init={row['lr_init']}" in overrides and f"T_max={row['T_max']}" in overrides
-        metrics = job_metrics(grid, row["job"])
+        metrics = metrics_of(grid / row["job"])
         assert row["status"] == metrics["status"] == "completed"
         assert float(row["top1"]) == pytest.approx(metrics["top1"])
         assert 0.0 <= float(row["top1"]) <= float(row["top5"]) <= 100.0
@@ -110,19 +109,21 @@ def test_grid_hparams_records_for_tensorboard(grid: Path) -> None:
         job = row["job"]
         assert hparams[job, "lr_init"] == pytest.approx(float(row["lr_init"]))
         assert hparams[job, "T_max"] == float(row["T_max"])
-        assert top1[job] == pytest.approx(job_metrics(grid, job)["top1"], rel=1e-6)
+        assert top1[job] == pytest.approx(metrics_of(grid / job)["top1"], rel=1e-6)
         end = metadata.parse_session_end_info_plugin_data(
             hparams_plugin_data(log_dir / job)[metadata.SESSION_END_INFO_TAG])
         assert end.status == api_pb2.STATUS_SUCCESS
 
 
-def test_a_failing_job_is_recorded_and_the_summary_still_appears(tmp_path: Path) -> None:
+def test_a_failing_job_is_recorded_and_the_summary_still_appears(tmp_path: Path,
+                                                                 digits_small_val: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    run_py(["-m", "lr_init=0.05,-1", *TINY, f"hydra.sweep.dir={sweep_dir}"], status=1)
-    assert job_metrics(sweep_dir, "1")["status"] == "failed"
+    run_py(["-m", "lr_init=0.05,-1", *JOB, f"dataset.root={digits_small_val}",
+            f"hydra.sweep.dir={sweep_dir}"], status=1)
+    assert metrics_of(sweep_dir / "1")["status"] == "failed"
     done, failed = read_summary(sweep_dir)
     assert (done["job"], done["lr_init"], done["status"]) == ("0", "0.05", "completed")
-    assert float(done["top1"]) == pytest.approx(job_metrics(sweep_dir, "0")["top1"])
+    assert float(done["top1"]) == pytest.approx(metrics_of(sweep_dir / "0")["top1"])
     assert (failed["job"], failed["lr_init"], failed["status"], failed["top1"]) == \
         ("1", "-1", "failed", "")
     assert "lr_init" in failed["error"]

@@ -20,6 +20,8 @@ from conftest import REPO, fishbench_cli, metrics_of, run_cli
 from fishbench.sweeps.resume import plan_job
 from tests.helpers.run_if import RunIf
 
+pytestmark = pytest.mark.slow
+
 # Tiny real jobs: 2 epochs of 2 steps, a checkpoint every epoch, 32 px synthetic images.
 JOB = ["epochs=2", "save_checkpoint_epochs=1", "max_steps_per_epoch=2", "batch_size=16",
        "log_every_n_steps=1", "dataset=synthetic", "dataset.image_size=32",

@@ -55,3 +55,15 @@ def jpeg_tree(root: Path, classes: int = 2, per_class: int = 6) -> Path:
             for i in range(per_class):
                 photo(c * 100 + i, 96 - 8 * i, 72 + 4 * i).save(folder / f"{i}.jpg", quality=90)
     return root
+
+
+def digits_subset(full: Path, root: Path, train_per_class: int | None,
+                  val_per_class: int | None) -> Path:
+    """A tree at ``root`` of links to the first images of each class of the digits tree ``full``
+    (``None``: all of that split's)."""
+    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+        for folder in sorted((full / split).iterdir()):
+            (root / split / folder.name).mkdir(parents=True)
+            for image in sorted(folder.iterdir())[:per_class]:
+                (root / split / folder.name / image.name).symlink_to(image)
+    return root

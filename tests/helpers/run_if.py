@@ -43,7 +43,8 @@ def _slurm_cluster() -> bool:
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
         return False
     try:
-        return subprocess.run(["sinfo", "--noheader"], capture_output=True, timeout=10).returncode == 0
+        answer = subprocess.run(["sinfo", "--noheader"], capture_output=True, timeout=10)
+        return answer.returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
@@ -60,7 +61,8 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str, str]] = {
     "slurm_cluster": (_slurm_cluster, "a Slurm cluster (sbatch, and sinfo answering)",
                       "run on a Slurm login node"),
     "cuda": (_cuda, "a CUDA GPU", "run on a GPU host"),
-    "torch_npu": (_installed("torch_npu"), "torch_npu", "pip install -e .[ascend] on an Ascend host"),
+    "torch_npu": (_installed("torch_npu"), "torch_npu",
+                  "pip install -e .[ascend] on an Ascend host"),
     "imagenet_sample": (IMAGENET_SAMPLE.is_dir, f"the ImageNet sample at {IMAGENET_SAMPLE}",
                         "put ../shared/data/imagenet-sample beside the checkout"),
 }
