@@ -152,3 +152,15 @@ def n_params(model) -> int:
 
 
 from tests.helpers.stub_backend import hydra_run  # noqa: E402,F401  (run-level tests' fixture)
+
+
+@pytest.fixture(scope="session")
+def mindspore_cpu() -> None:
+    """MindSpore's device set for this test process as a run sets it, before any MindSpore
+    kernel runs: it cannot be set after one has (request it in every test that runs MindSpore)."""
+    from omegaconf import OmegaConf
+
+    from fishbench.backends.mindspore.device import configure
+    from fishbench.config import validate
+
+    configure(validate(OmegaConf.create({"backend": {"name": "mindspore"}})))

@@ -108,7 +108,8 @@ def test_the_pytorch_validation_batches_leave_an_unreadable_image_out(tmp_path: 
 
 
 @RunIf(mindspore=True)
-def test_the_mindspore_validation_batches_leave_an_unreadable_image_out(tmp_path: Path) -> None:
+def test_the_mindspore_validation_batches_leave_an_unreadable_image_out(
+        tmp_path: Path, mindspore_cpu: None) -> None:
     from fishbench.backends.mindspore.input.loader import build_batches
     from fishbench.config import DatasetConfig, RunConfig
     from fishbench.data.spec import load_data_spec

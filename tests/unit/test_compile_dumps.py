@@ -12,7 +12,7 @@ from tests.helpers.run_if import RunIf
 
 @RunIf(mindspore=True)
 def test_a_mindspore_graph_that_fails_to_compile_dumps_into_the_run_dir(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mindspore_cpu: None) -> None:
     import mindspore as ms
 
     from fishbench.backends.mindspore.backend import MindSporeBackend

@@ -20,7 +20,7 @@ pytestmark = [RunIf(mindspore=True), pytest.mark.usefixtures("single_torch_threa
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ms():
+def ms(mindspore_cpu: None):
     """MindSpore in PyNative mode on CPU; absorb a one-off start-up failure of it under NumPy 2.
 
     MindSpore 2.10's PyNative argument parser was built against NumPy 1.x: with NumPy 2 its
