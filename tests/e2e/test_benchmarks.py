@@ -29,7 +29,7 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
          "--steps", "2", "--warmup", "1", "--image-size", "32", "--decoders", "cpu",
          "--models", "resnet50", "--workers", "0", "--repeats", "2", "--compile-modes", *MODES,
          "--beside", "gil", "pipeline", "--beside-processes", "1", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "tree" / "train").glob("c*/*.JPEG"))) == 16
     assert not processes_running("load_beside.py")  # the paced load's process was stopped
