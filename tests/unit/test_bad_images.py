@@ -19,6 +19,7 @@ from fishbench.data.transforms import EvalTransform, TrainTransform
 from fishbench.errors import DataError
 from fishbench.run.metrics import Accuracy
 from tests.helpers.image_trees import small_tree, write_images
+from tests.helpers.run_if import RunIf
 
 TRAIN = TrainTransform(32, (0.08, 1.0), (3 / 4, 4 / 3), True, (0.4, 0.4, 0.4, 0.1),
                        (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -88,7 +89,8 @@ def val_tree(tmp_path: Path) -> Path:
 
 
 def test_the_pytorch_validation_batches_leave_an_unreadable_image_out(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
+
     from fishbench.backends.pytorch.input.loaders import build_loaders
     from fishbench.config import DatasetConfig, RunConfig
     from fishbench.data.spec import load_data_spec
@@ -105,8 +107,8 @@ def test_the_pytorch_validation_batches_leave_an_unreadable_image_out(tmp_path: 
     assert not torch.equal(images[1], images[2]) and len(bad_files) == 1
 
 
+@RunIf(mindspore=True)
 def test_the_mindspore_validation_batches_leave_an_unreadable_image_out(tmp_path: Path) -> None:
-    pytest.importorskip("mindspore")
     from fishbench.backends.mindspore.input.loader import build_batches
     from fishbench.config import DatasetConfig, RunConfig
     from fishbench.data.spec import load_data_spec
@@ -121,10 +123,10 @@ def test_the_mindspore_validation_batches_leave_an_unreadable_image_out(tmp_path
     assert not np.array_equal(images.asnumpy()[1], images.asnumpy()[2]) and len(bad_files) == 1
 
 
+@RunIf(onnx=True)
 def test_infer_scores_readable_images_and_records_the_skipped(tmp_path: Path) -> None:
     """A "model" of 2 classes: the means of image channels 0 and 1 are its logits."""
-    onnx = pytest.importorskip("onnx", reason="task=infer needs onnx/onnxruntime (.[onnx])")
-    pytest.importorskip("onnxruntime", reason="task=infer needs onnxruntime (.[onnx])")
+    import onnx
     from omegaconf import OmegaConf
     from onnx import TensorProto, helper
 

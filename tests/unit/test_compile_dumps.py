@@ -7,10 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.run_if import RunIf
 
+
+@RunIf(mindspore=True)
 def test_a_mindspore_graph_that_fails_to_compile_dumps_into_the_run_dir(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ms = pytest.importorskip("mindspore", reason="the MindSpore backend needs mindspore")
+    import mindspore as ms
+
     from fishbench.backends.mindspore.backend import MindSporeBackend
 
     cwd, run_dir = tmp_path / "cwd", tmp_path / "run"

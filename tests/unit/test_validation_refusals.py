@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO
 from tests.helpers.image_trees import small_tree
+from tests.helpers.run_if import RunIf
 
 
 def test_hidden_files_are_not_indexed(tmp_path: Path) -> None:
@@ -37,9 +38,9 @@ def test_an_empty_train_class_folder_stops_naming_it(tmp_path: Path) -> None:
         build_indices(root)
 
 
+@RunIf(onnx=True)
 def test_infer_with_a_model_of_other_classes_stops(tmp_path: Path) -> None:
-    onnx = pytest.importorskip("onnx", reason="task=infer needs onnx/onnxruntime (.[onnx])")
-    pytest.importorskip("onnxruntime", reason="task=infer needs onnxruntime (.[onnx])")
+    import onnx
     from onnx import TensorProto, helper
 
     from fishbench.config import validate
