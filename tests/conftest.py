@@ -67,7 +67,7 @@ def default_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path)
     epochs): its checkpoints are trained weights for tests that need a model of varied,
     mostly right predictions."""
     run_dir = tmp_path_factory.mktemp("default")
-    run_cli([f"hydra.run.dir={run_dir}"])
+    run_cli([f"hydra.run.dir={run_dir}"], timeout=1800)  # minutes on 2 cores, more when shared
     return run_dir
 
 

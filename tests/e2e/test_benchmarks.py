@@ -29,7 +29,7 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
          "--steps", "2", "--warmup", "1", "--image-size", "32", "--decoders", "cpu",
          "--models", "resnet50", "--workers", "0", "--repeats", "2", "--compile-modes", *MODES,
          "--beside", "gil", "pipeline", "--beside-processes", "1", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "tree" / "train").glob("c*/*.JPEG"))) == 16
     assert not processes_running("load_beside.py")  # the paced load's process was stopped
@@ -88,7 +88,7 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
 def test_decode_benchmark_compares_the_two_cpu_decoders_on_the_same_crops() -> None:
     proc = subprocess.run(
         [sys.executable, "benchmarks/decode_cpu.py", "--source", str(IMAGENET_SAMPLE),
-         "--files", "6", "--rounds", "1"], cwd=REPO, capture_output=True, text=True, timeout=120)
+         "--files", "6", "--rounds", "1"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = re.findall(r"^(train|eval): PIL (\d+), torch (\d+) img per CPU second \(([\d.]+)x\); "
                       r"\|difference\| mean ([\d.]+), max (\d+) levels$", proc.stdout, re.M)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, metrics_of, run_cli
-from helpers.slurm_cluster import requires_slurm
+from tests.helpers.run_if import RunIf
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_two_nodes_on_one_host_meet_and_match_one_node(one_node: Path, tmp_path:
     assert "world.node_rank=1" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
 
 
-@requires_slurm
+@RunIf(slurm_cluster=True)
 def test_world_2_as_two_slurm_tasks_takes_ranks_from_slurm(one_node: Path, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     run_cli(["-m", "hydra/launcher=slurm", "world=2", *RUN, f"hydra.sweep.dir={sweep_dir}"])

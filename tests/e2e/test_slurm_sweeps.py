@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, metrics_of, run_cli
-from helpers.slurm_cluster import requires_slurm, sweep_job_ids
+from tests.helpers.run_if import RunIf
+from tests.helpers.slurm_cluster import sweep_job_ids
 
-pytestmark = [pytest.mark.slow, requires_slurm]
+pytestmark = [pytest.mark.slow, RunIf(slurm_cluster=True)]
 
 # The README's Slurm sweep (partition, account and time limit are the cluster's defaults here).
 SWEEP = ["-m", "hydra/launcher=slurm", "epochs=2", "max_steps_per_epoch=2", "batch_size=16",

@@ -56,9 +56,9 @@ def test_world_8_metrics_equal_a_single_process_eval(world_8_run: Path, digits_s
     assert (single["top1"], single["top5"]) == pytest.approx((ddp["top1"], ddp["top5"]))
 
 
-def test_multirun_gives_each_job_its_own_workers(tmp_path: Path, digits_small_train: Path) -> None:
+def test_multirun_gives_each_job_its_own_workers(tmp_path: Path, digits_small_val: Path) -> None:
     run_cli(["-m", "world=2", "seed=1,2", *TINY, "max_steps_per_epoch=2",
-             f"dataset.root={digits_small_train}", f"hydra.sweep.dir={tmp_path}"])
+             f"dataset.root={digits_small_val}", f"hydra.sweep.dir={tmp_path}"])
     for job in ("0", "1"):
         m = metrics_of(tmp_path / job)
         assert (m["status"], m["world_size"], m["steps"]) == ("completed", 2, 2)
@@ -66,10 +66,10 @@ def test_multirun_gives_each_job_its_own_workers(tmp_path: Path, digits_small_tr
 
 
 def test_a_dead_worker_fails_the_run_and_resume_continues(tmp_path: Path,
-                                                          digits_small_train: Path) -> None:
+                                                          digits_small_val: Path) -> None:
     run_dir = tmp_path / "run"
     args = ["world=2", "epochs=3", "batch_size=16", "max_steps_per_epoch=3", "warmup_epochs=0",
-            "dataset.num_workers=0", f"dataset.root={digits_small_train}",
+            "dataset.num_workers=0", f"dataset.root={digits_small_val}",
             f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen([sys.executable, str(REPO / "run.py"), *args, "log_every_n_steps=1"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -39,14 +39,15 @@ def _cuda() -> bool:
 
 
 def _slurm_cluster() -> bool:
-    """sbatch is on PATH and the controller answers."""
+    """sbatch is on PATH and sinfo lists a node that takes jobs."""
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
         return False
     try:
-        answer = subprocess.run(["sinfo", "--noheader"], capture_output=True, timeout=10)
-        return answer.returncode == 0
-    except subprocess.TimeoutExpired:
+        states = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                                timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
         return False
+    return states.returncode == 0 and bool({"idle", "mix", "alloc"} & set(states.stdout.split()))
 
 
 # requirement -> (does it hold here?, what it is, how to get it)
@@ -58,8 +59,8 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str, str]] = {
                "pip install -e .[optuna]"),
     "slurm": (_installed("submitit", "hydra_plugins.hydra_submitit_launcher"),
               "Hydra's submitit (Slurm) launcher", "pip install -e .[slurm]"),
-    "slurm_cluster": (_slurm_cluster, "a Slurm cluster (sbatch, and sinfo answering)",
-                      "run on a Slurm login node"),
+    "slurm_cluster": (_slurm_cluster, "a Slurm cluster with a usable node",
+                      "`.ci/slurm.sh start` installs and starts one here"),
     "cuda": (_cuda, "a CUDA GPU", "run on a GPU host"),
     "torch_npu": (_installed("torch_npu"), "torch_npu",
                   "pip install -e .[ascend] on an Ascend host"),

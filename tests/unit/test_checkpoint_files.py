@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import tiny_trainer
 from fishbench.config import validate
@@ -52,8 +53,6 @@ def test_weights_that_do_not_fit_are_named_a_few_at_a_time() -> None:
 def test_the_torch_trainer_refuses_a_state_dict_of_another_model(tmp_path: Path) -> None:
     """A checkpoint whose meta does not say its model or class count (hand-made, or written by
     another tool) still cannot load into the wrong model."""
-    import torch
-
     from fishbench.backends.pytorch.checkpoint import write_checkpoint
     from fishbench.backends.pytorch.trainer import TorchTrainer
 
@@ -70,8 +69,6 @@ def test_the_torch_trainer_refuses_a_state_dict_of_another_model(tmp_path: Path)
 
 def test_the_torch_trainer_sees_an_infinite_batchnorm_statistic_and_restores_its_rng(
         tmp_path: Path) -> None:
-    import torch
-
     from fishbench.backends.pytorch.trainer import TorchTrainer
     from fishbench.run.checkpoints import Progress, checkpoint_meta
     from fishbench.run.schedule import LRSchedule
@@ -103,8 +100,6 @@ def open_files(name: str) -> list[str]:
 def test_a_checkpoint_write_that_fills_the_disk_closes_its_file() -> None:
     """torch's own file writer stays open while its error is alive (it is until the run has
     recorded the failure), and a removed file's blocks are freed only when it is closed."""
-    import torch
-
     from fishbench.backends.pytorch.checkpoint import write_checkpoint
 
     with pytest.raises(OSError, match="No space left on device") as failure:

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from fishbench.config import RunConfig, validate
 from fishbench.data.decode import BadFiles
 from fishbench.data.spec import DataSpec, load_data_spec
+from tests.helpers.run_if import RunIf
 
 STEPS = 3  # batches per epoch: max_steps_per_epoch cuts the 89 batches of 16 digits
 
@@ -46,7 +47,6 @@ def per_epoch_and_stream(backend: str, spec: DataSpec, epochs: range) -> tuple[l
         def numpy(batch):
             return batch[0].numpy(), batch[1].numpy()
     else:
-        pytest.importorskip("mindspore", reason="the MindSpore loader needs mindspore")
         from fishbench.backends.mindspore.device import configure
         from fishbench.backends.mindspore.input.loader import build_batches
 
@@ -66,7 +66,8 @@ def per_epoch_and_stream(backend: str, spec: DataSpec, epochs: range) -> tuple[l
     return want, got
 
 
-@pytest.mark.parametrize("backend", ["pytorch", "mindspore"])
+@pytest.mark.parametrize("backend", ["pytorch",
+                                     pytest.param("mindspore", marks=RunIf(mindspore=True))])
 @pytest.mark.parametrize("workers", [0, 2])
 def test_one_stream_over_epochs_gives_the_batches_of_one_iteration_per_epoch(
         fishbench_cache: Path, backend: str, workers: int) -> None:

@@ -8,26 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from omegaconf import OmegaConf
+
+from conftest import compose_config
 from fishbench.sweeps import slurm
 from fishbench.sweeps.slurm import GONE, RequeueLimit, check_requeue, queue_states
+from tests.helpers.run_if import RunIf
 
 
 def launcher_config(*overrides: str) -> dict:
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
-                        reason="needs the slurm extra (hydra-submitit-launcher)")
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from fishbench.config import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["hydra/launcher=slurm", *overrides],
-                      return_hydra_config=True)
+    """The Slurm launcher's settings as `python run.py hydra/launcher=slurm OVERRIDES` composes
+    them."""
+    cfg = compose_config("hydra/launcher=slurm", *overrides, hydra=True)
     return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
 
+@RunIf(slurm=True)
 def test_gpus_only_for_gpu_runs_and_one_task_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(slurm, "node_cpus", lambda partition: 64)
     gpu = launcher_config("experiment=resnet50_8dev", "dataset.root=/d", "device=gpu",
@@ -39,6 +35,7 @@ def test_gpus_only_for_gpu_runs_and_one_task_per_device(monkeypatch: pytest.Monk
     assert (cpu["tasks_per_node"], cpu["gpus_per_node"], cpu["cpus_per_task"]) == (2, None, 32)
 
 
+@RunIf(slurm=True)
 def test_cpus_per_task_follow_device_cpu_threads() -> None:
     assert launcher_config("device.cpu_threads=3")["cpus_per_task"] == 3
 
