@@ -26,7 +26,7 @@ def test_input_pipeline_benchmark_prints_a_consistent_table(tmp_path: Path) -> N
     proc = subprocess.run(
         [sys.executable, "benchmarks/input_pipeline.py", "--source", str(IMAGENET_SAMPLE),
          "--root", str(tmp_path / "tree"), "--classes", "2", "--per-class", "8", "--batch", "4",
-         "--steps", "2", "--warmup", "1", "--image-size", "32", "--decoders", "cpu",
+         "--steps", "2", "--warmup", "2", "--image-size", "32", "--decoders", "cpu",
          "--models", "resnet50", "--workers", "0", "--repeats", "2", "--compile-modes", *MODES,
          "--beside", "gil", "pipeline", "--beside-processes", "1", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600)
