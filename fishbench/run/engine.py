@@ -34,7 +34,7 @@ class StepLogger:
     (``gc.freeze``): the model, optimizer, loaders and torch.compile's graphs, over a million
     objects on CUDA, are then left out of the collector's scans. A full collection (Python starts
     one whenever the survivors since the last one reach a quarter of the heap) had scanned them in
-    a 2.25 s pause of training (BENCHMARKS.md, "Stop 24", one-off). When the block ends, however
+    pauses of training of seconds. When the block ends, however
     it ends, it thaws the heap (``gc.unfreeze``, which also thaws what the caller froze before),
     so that what the run left in reference cycles is reclaimed, e.g. before a multirun's next job
     in this process."""

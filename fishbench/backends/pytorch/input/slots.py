@@ -1,10 +1,8 @@
 """Shared-memory slots that DataLoader workers reuse for the batches they hand over.
 
 A worker hands a batch over in shared memory. Were that a new segment per batch, the main process
-would map each one and, after use, free it, with the GIL held: ~1.7 ms per ~32 MB (a batch of 256
-at 224 px) on this project's CPU (a one-off check); beside FishNet99 on an H200 py-spy caught the
-training process freeing them 7% of the time (one-off, BENCHMARKS.md "Stop 25"), time its training
-thread waits for the GIL. Instead each worker fills one of its own slots (a shared storage it
+would map each one and, after use, free it, with the GIL held (milliseconds per batch of 256 at
+224 px), time the training thread waits for the GIL. Instead each worker fills one of its own slots (a shared storage it
 keeps), and the main process keeps every slot it has seen: a slot handed over again is found in
 torch's cache of shared storages, not mapped again, and nothing is freed per batch.
 
