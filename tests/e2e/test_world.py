@@ -46,9 +46,6 @@ def test_world_8_shards_the_data_and_rank_0_alone_writes_one_run_dir(world_8_run
     assert [p.name for p in (world_8_run / "checkpoints").glob("last.*")] == ["last.pt"]
 
 
-@pytest.mark.xfail(strict=True, reason="the reduced top1 is one image of 360 below the saved "
-                   "checkpoint's (92.78 vs 93.06): each rank seems to evaluate with its own "
-                   "BatchNorm buffers after the last step, not rank 0's that the checkpoint holds")
 def test_world_8_metrics_equal_a_single_process_eval(world_8_run: Path, digits_small_train: Path,
                                                      tmp_path: Path) -> None:
     """The ranks' top1/top5, reduced, are a single process's over the same 360 images."""

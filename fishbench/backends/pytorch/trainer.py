@@ -201,6 +201,7 @@ class TorchTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self, on_batch: Callable[[], None] | None = None) -> Accuracy:
+        self._use_rank0_buffers()
         self.model.eval()
         acc = Accuracy()
         for images, labels in self.val_loader:
@@ -211,6 +212,14 @@ class TorchTrainer(Trainer):
                 on_batch()
         counts = self._all_reduce(torch.tensor(acc.counts, dtype=torch.float64, device=self.device))
         return Accuracy.from_counts([round(c) for c in counts.tolist()])
+
+    def _use_rank0_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm's running statistics): DDP broadcasts them
+        before each training forward, which then updates each rank's copy with its own batch, so
+        after the last step they differ. The ranks then evaluate the one model rank 0 saves."""
+        if self.world_size > 1:
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, 0)
 
     def _all_reduce(self, values: torch.Tensor) -> torch.Tensor:
         if self.world_size > 1:
