@@ -153,7 +153,7 @@ def read_only_dir(tmp_path: Path):
     mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "none", str(folder)],
                            capture_output=True)
     if mount.returncode != 0:
-        pytest.skip("root here cannot mount a read-only tmpfs")
+        pytest.skip(reason="root here cannot mount a read-only tmpfs")
     yield folder
     subprocess.run(["umount", str(folder)], check=True)
 
