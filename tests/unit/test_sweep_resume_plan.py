@@ -38,8 +38,8 @@ def test_each_job_state_has_its_plan(tmp_path: Path, status: str | None, checkpo
 
 
 def test_a_hydra_sweep_that_fishbench_did_not_start_is_not_resumed(tmp_path: Path) -> None:
-    (tmp_path / "multirun.yaml").write_text("hydra:\n  callbacks: {}\n  overrides:\n"
-                                            "    task: [a=1,2]\n")
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  callbacks: {}\n  sweeper: {}\n"
+                                            "  overrides:\n    task: [a=1,2]\n    hydra: []\n")
     with pytest.raises(SweepError, match="that fishbench did not start"):
         check_sweep_dir(tmp_path, resume=True, task_overrides=["a=1,2"])
     with pytest.raises(SweepError, match="is not a sweep dir"):
