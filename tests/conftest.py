@@ -63,7 +63,7 @@ def digits_small_val(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: 
 
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
-    """`python run.py` exactly as the README's first command runs it (FishNet99, 6 digits
+    """`python run.py` exactly as the README's first command runs it (FishNet99, 3 digits
     epochs): its checkpoints are trained weights for tests that need a model of varied,
     mostly right predictions."""
     run_dir = tmp_path_factory.mktemp("default")

@@ -44,7 +44,7 @@ def test_default_job_writes_history_tensorboard_checkpoints_and_log(default_run:
     top1 = scalars[scalars["tag"] == "val/top1"]["value"].tolist()
     assert top1 == pytest.approx([r["top1"] for r in rows], abs=1e-4)
     ckpts = sorted(p.name for p in (default_run / "checkpoints").iterdir())
-    assert ckpts == ["best.pt", "epoch_0002.pt", "last.pt"]
+    assert ckpts == ["best.pt", "epoch_0002.pt", "epoch_0003.pt", "last.pt"]  # every 2nd, the final
     assert "top1" in (default_run / "run.log").read_text()
     assert (default_run / ".hydra" / "config.yaml").is_file()
 
