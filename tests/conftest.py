@@ -4,11 +4,15 @@ trees, the runs several tests read (the default job, a tiny run), runners of `ru
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 import torch
@@ -29,10 +33,63 @@ SMALL_TRAIN_PER_CLASS = 16  # digits_small_train's train split
 SMALL_VAL_PER_CLASS = 6  # digits_small_val's val split
 
 
+# The suite runs in xdist workers (pyproject's addopts: -n 2): each worker keeps to a core of
+# its own, which the runs it starts inherit, so two workers never fight over the same cores.
+NODE_CORES = frozenset(os.sched_getaffinity(0))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker is not None and len(NODE_CORES) >= workers:
+        cores = sorted(NODE_CORES)
+        share = len(cores) // workers
+        index = int(worker.removeprefix("gw"))
+        os.sched_setaffinity(0, cores[index * share:(index + 1) * share])
+        torch.set_num_threads(share)
+
+
+@pytest.fixture
+def node_cores() -> Iterator[None]:
+    """All the node's cores for this test and the processes it starts (a test of how runs
+    share the cores), not just its worker's."""
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, NODE_CORES)
+    yield
+    os.sched_setaffinity(0, own)
+
+
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    with open(lock_file, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A directory that ``build(dir)`` fills once per test session: under xdist the first worker
+    to ask builds it, in the folder all workers share, while the others wait for it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        path = factory.mktemp(name)
+        build(path)
+        return path
+    shared = factory.getbasetemp().parent
+    path, done = shared / name, shared / f"{name}.done"
+    with _exclusive(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            build(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def fishbench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache dir (the digits tree) for the whole session, also for subprocesses."""
-    cache = tmp_path_factory.mktemp("cache")
+    """One cache dir, the digits tree written, for the whole session, also for subprocesses."""
+    from fishbench.data.digits import ensure_digits_tree
+
+    cache = built_once(tmp_path_factory, "cache", lambda path: ensure_digits_tree(path / "digits"))
     os.environ["FISHBENCH_CACHE"] = str(cache)
     return cache
 
@@ -42,23 +99,20 @@ def digits_small_train(tmp_path_factory: pytest.TempPathFactory, fishbench_cache
     """The digits tree (``dataset.root=...``) with the first 16 train images of each class (160)
     and the whole val split (360): a whole training epoch at a ninth of the cost, each split of
     2 or 8 ranks an equal shard."""
-    from fishbench.data.digits import ensure_digits_tree
     from tests.helpers.image_trees import digits_subset
 
-    return digits_subset(ensure_digits_tree(fishbench_cache / "digits"),
-                         tmp_path_factory.mktemp("digits_small_train"), SMALL_TRAIN_PER_CLASS,
-                         None)
+    return built_once(tmp_path_factory, "digits_small_train", lambda path: digits_subset(
+        fishbench_cache / "digits", path, SMALL_TRAIN_PER_CLASS, None))
 
 
 @pytest.fixture(scope="session")
 def digits_small_val(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) -> Path:
     """The digits tree (``dataset.root=...``) with the whole train split and the first 6 val
     images of each class (60): every evaluation of a run short."""
-    from fishbench.data.digits import ensure_digits_tree
     from tests.helpers.image_trees import digits_subset
 
-    return digits_subset(ensure_digits_tree(fishbench_cache / "digits"),
-                         tmp_path_factory.mktemp("digits_small_val"), None, SMALL_VAL_PER_CLASS)
+    return built_once(tmp_path_factory, "digits_small_val", lambda path: digits_subset(
+        fishbench_cache / "digits", path, None, SMALL_VAL_PER_CLASS))
 
 
 @pytest.fixture(scope="session")
@@ -66,9 +120,8 @@ def default_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path)
     """`python run.py` exactly as the README's first command runs it (FishNet99, 3 digits
     epochs): its checkpoints are trained weights for tests that need a model of varied,
     mostly right predictions."""
-    run_dir = tmp_path_factory.mktemp("default")
-    run_cli([f"hydra.run.dir={run_dir}"], timeout=1800)  # minutes on 2 cores, more when shared
-    return run_dir
+    return built_once(tmp_path_factory, "default", lambda path: run_cli(
+        [f"hydra.run.dir={path}"], timeout=1800))  # minutes on a slow core
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +129,9 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, fishbench_cache: Path) ->
     """One real `python run.py epochs=1`, capped at 3 steps of 16 (FishNet99 on digits, the
     default warm-up shortened to none), that tests read and never change: one that resumes or
     extends it works on a copy."""
-    run_dir = tmp_path_factory.mktemp("tiny") / "run"
-    run_cli(["epochs=1", "batch_size=16", "max_steps_per_epoch=3", "log_every_n_steps=1",
-             f"hydra.run.dir={run_dir}"])
-    return run_dir
+    return built_once(tmp_path_factory, "tiny", lambda path: run_cli(
+        ["epochs=1", "batch_size=16", "max_steps_per_epoch=3", "log_every_n_steps=1",
+         f"hydra.run.dir={path / 'run'}"])) / "run"
 
 
 def run_cli(args: list[str], cwd: Path = REPO, check: bool = True,

@@ -119,8 +119,14 @@ class LiveDisplay:
         self.close()
         bar = self._open(f"validation {self.epoch + 1}/{self.epochs}", self.val_steps, "batches")
         started = time.perf_counter()
+
+        def count_one() -> None:
+            bar.update(1)  # draws at most every 0.1 s; the full bar always, before it clears
+            if bar.n == bar.total:
+                bar.refresh()
+
         try:
-            yield lambda: bar.update(1)
+            yield count_one
         finally:
             bar.close()
             self.eval_s = time.perf_counter() - started

@@ -23,7 +23,7 @@ def job_threads(sweep_dir: Path) -> list[int]:
             for job in sorted(p for p in sweep_dir.iterdir() if (p / "metrics.json").exists())]
 
 
-def test_joblib_jobs_running_at_once_share_the_cores(tmp_path: Path) -> None:
+def test_joblib_jobs_running_at_once_share_the_cores(node_cores, tmp_path: Path) -> None:
     run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
              f"hydra.sweep.dir={tmp_path}", "seed=1,2", *JOB])
     assert job_threads(tmp_path) == [max(usable_cores() // 2, 1)] * 2
