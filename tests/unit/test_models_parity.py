@@ -3,6 +3,8 @@
 round-trips exactly in both directions. 64x64 inputs, batch 2, PyNative mode."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,7 @@ pytestmark = [RunIf(mindspore=True), pytest.mark.usefixtures("single_torch_threa
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ms(mindspore_cpu: None):
+def ms(mindspore_cpu: None) -> Iterator:
     """MindSpore in PyNative mode on CPU; absorb a one-off start-up failure of it under NumPy 2.
 
     MindSpore 2.10's PyNative argument parser was built against NumPy 1.x: with NumPy 2 its
@@ -31,13 +33,15 @@ def ms(mindspore_cpu: None):
     """
     import mindspore as ms
 
+    mode = ms.get_context("mode")
     ms.set_context(mode=ms.PYNATIVE_MODE)
     probe = ms.Tensor(np.zeros((1, 1), np.float32))
     try:
         ms.ops.reshape(probe, (1,))
     except SystemError:
         ms.ops.reshape(probe, (1,))
-    return ms
+    yield ms
+    ms.set_context(mode=mode)  # as later tests in this process expect it
 
 
 def build_ms(name: str, num_classes: int):
