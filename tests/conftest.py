@@ -49,20 +49,19 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(share)
 
 
-# The test files that read the default job's run: one worker runs them, before anything else,
-# so that no worker waits idle for the run another one trains.
+# The test files that read the default job's run: one worker runs them all, so that no worker
+# waits idle for the run another one trains.
 DEFAULT_RUN_READERS = ("test_run.py", "test_world.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A worker takes a whole group (``--dist loadgroup``): a test file, or the default run's
-    readers together, sent first."""
+    """A worker takes a whole group (``--dist loadgroup``): a test file (its module fixtures
+    built once), or the default run's readers together."""
     for item in items:
         group = ("default_run" if item.path.name in DEFAULT_RUN_READERS
                  else str(item.path.relative_to(REPO)))
         item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: item.path.name not in DEFAULT_RUN_READERS)
 
 
 @pytest.fixture
